@@ -1,0 +1,118 @@
+"""Entropy core: integer Gaussian CDF tables and the constriction range coder that uses them.
+
+The tables are built once (`build_gaussian_tables`, float64 erf, then integers) and stored
+with each model; coding only ever reads them. Every latent symbol carries a table index chosen
+by exact integer arithmetic (intnet.py), so encoder and decoder pick the same row on any
+machine, and constriction only receives table rows -- exact integers -- never network floats.
+
+Symbols are grouped by table index and each group is coded with one categorical model
+(constriction.stream.queue, a range coder: first-in first-out, so the decoder reads groups in
+the order they were written). The decoder knows every index before it decodes, so it rebuilds
+the same groups.
+"""
+
+import math
+
+import constriction
+import numpy as np
+import torch
+
+from neco.formats.errors import CorruptDataError
+
+from .constants import ALPHABET_SIZE, CDF_PRECISION, NUM_SCALES, SCALE_MAX, SCALE_MIN, SYMBOL_MAX
+
+
+def scale_table() -> np.ndarray:
+    """The NUM_SCALES log-spaced standard deviations, SCALE_MIN..SCALE_MAX."""
+    return np.exp(np.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), NUM_SCALES))
+
+
+def build_gaussian_tables() -> np.ndarray:
+    """Integer frequency tables (NUM_SCALES, ALPHABET_SIZE), each row summing to 2**CDF_PRECISION.
+
+    Row i is a zero-mean Gaussian of standard deviation scale_table()[i] discretized to
+    integer bins [k-0.5, k+0.5); every symbol gets frequency >= 1 so clamped outliers stay
+    codable, and rounding slack goes to the most probable symbol.
+    """
+    total = 1 << CDF_PRECISION
+    k = np.arange(-SYMBOL_MAX, SYMBOL_MAX + 1, dtype=np.float64)
+    rows = []
+    for s in scale_table():
+        upper = np.array([math.erfc(-(v + 0.5) / (s * math.sqrt(2))) for v in k]) / 2
+        lower = np.array([math.erfc(-(v - 0.5) / (s * math.sqrt(2))) for v in k]) / 2
+        pmf = np.clip(upper - lower, 0, None)
+        freq = np.floor(pmf / pmf.sum() * (total - ALPHABET_SIZE)).astype(np.int64) + 1
+        freq[SYMBOL_MAX] += total - freq.sum()
+        rows.append(freq)
+    return np.stack(rows).astype(np.int32)
+
+
+class EntropyCoder:
+    """Range coding of integer symbols with table-indexed integer Gaussian models."""
+
+    def __init__(self, tables: np.ndarray):
+        if tables.shape != (NUM_SCALES, ALPHABET_SIZE) or np.any(tables < 1):
+            raise ValueError("malformed CDF tables")
+        if np.any(tables.astype(np.int64).sum(1) != 1 << CDF_PRECISION):
+            raise ValueError("CDF table rows must sum to 2**CDF_PRECISION")
+        self.tables = tables
+        self._models: dict[int, constriction.stream.model.Categorical] = {}
+
+    def _model(self, index: int):
+        if index not in self._models:
+            probs = self.tables[index].astype(np.float64)
+            self._models[index] = constriction.stream.model.Categorical(probs, perfect=False)
+        return self._models[index]
+
+    @staticmethod
+    def _groups(indices: np.ndarray):
+        order = np.argsort(indices, kind="stable")
+        sorted_idx = indices[order]
+        bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(order)]])
+        for s, e in zip(starts, ends):
+            if e > s:
+                yield int(sorted_idx[s]), order[s:e]
+
+    def encode(self, encoder, symbols: torch.Tensor, indices: torch.Tensor) -> None:
+        """Append symbols (ints in [-SYMBOL_MAX, SYMBOL_MAX]) coded with tables[indices]."""
+        sym = symbols.reshape(-1).numpy().astype(np.int32) + SYMBOL_MAX
+        idx = indices.reshape(-1).numpy()
+        if sym.min(initial=0) < 0 or sym.max(initial=0) >= ALPHABET_SIZE:
+            raise ValueError("symbol outside the coder alphabet")
+        for index, where in self._groups(idx):
+            encoder.encode(sym[where], self._model(index))
+
+    def decode(self, decoder, indices: torch.Tensor) -> torch.Tensor:
+        """Decode as many symbols as `indices` holds, in the order `encode` wrote them."""
+        idx = indices.reshape(-1).numpy()
+        out = np.empty(idx.size, dtype=np.int32)
+        for index, where in self._groups(idx):
+            try:
+                out[where] = decoder.decode(self._model(index), where.size)
+            except AssertionError as exc:  # constriction's report of an inconsistent stream
+                raise CorruptDataError("entropy-coded payload is corrupt") from exc
+        return torch.from_numpy(out.astype(np.int64) - SYMBOL_MAX).view(indices.shape)
+
+    def cross_entropy_bits(self, symbols: torch.Tensor, indices: torch.Tensor) -> float:
+        """Ideal code length of the symbols under the integer tables (for overhead checks)."""
+        sym = symbols.reshape(-1).numpy() + SYMBOL_MAX
+        freq = self.tables[indices.reshape(-1).numpy(), sym].astype(np.float64)
+        return float(np.sum(CDF_PRECISION - np.log2(freq)))
+
+
+def new_encoder():
+    return constriction.stream.queue.RangeEncoder()
+
+
+def finish(encoder) -> bytes:
+    """Little-endian bytes of the compressed words (constriction emits native-order uint32)."""
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def new_decoder(data: bytes):
+    if len(data) % 4:
+        raise CorruptDataError("entropy-coded payload length is not a multiple of 4 bytes")
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    return constriction.stream.queue.RangeDecoder(words)

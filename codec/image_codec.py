@@ -1,0 +1,140 @@
+"""Coding with a frozen image-hp model: pixels <-> the FRAME payload of a `.neco` file.
+
+FRAME payload layout for image-hp models (all integers little-endian; see docs/FORMAT.md):
+
+    varint rate_fx     rate position, fixed point with RATE_FRAC_BITS fraction bits
+    words              constriction range-coder output, uint32 little-endian:
+                       z symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]),
+                       then y symbols (M x 4*ceil(H/64) x 4*ceil(W/64), table from h_s(z))
+
+Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
+stays bounded on large images; only the (float) pixel side is tiled, the probability path
+sees whole latent planes.
+"""
+
+import math
+
+import torch
+
+from neco.formats.errors import CorruptDataError, InvalidArgumentError
+from neco.formats.varint import decode_varint, encode_varint
+
+from .constants import ACT_FRAC_BITS, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
+from .entropy import EntropyCoder, finish, new_decoder, new_encoder
+from .image_model import (DOWNSAMPLING, ImageModelConfig, interpolate_levels, interpolate_levels_int,
+                          model_from_frozen, pad_to_multiple)
+from .intnet import IntegerHyperSynthesis, hyper_layers
+
+LATENT_STRIDE = 16        # pixels per latent y
+TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
+HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents) and g_a (30 pixels)
+
+
+def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
+    """Apply a convolutional fn to x (1,C,H,W) in overlapping tiles of TILE_LATENTS latents.
+
+    unit_in / unit_out: input / output samples per latent (16 and 1 for analysis, 1 and 16 for
+    synthesis). Each tile is extended by HALO_LATENTS on every side and the halo is cropped
+    from its output, so tiles join without seams.
+    """
+    lat_h, lat_w = x.shape[-2] // unit_in, x.shape[-1] // unit_in
+    if lat_h <= TILE_LATENTS and lat_w <= TILE_LATENTS:
+        return fn(x)
+    rows = []
+    for t0 in range(0, lat_h, TILE_LATENTS):
+        t1 = min(lat_h, t0 + TILE_LATENTS)
+        a0, a1 = max(0, t0 - HALO_LATENTS), min(lat_h, t1 + HALO_LATENTS)
+        cols = []
+        for s0 in range(0, lat_w, TILE_LATENTS):
+            s1 = min(lat_w, s0 + TILE_LATENTS)
+            b0, b1 = max(0, s0 - HALO_LATENTS), min(lat_w, s1 + HALO_LATENTS)
+            out = fn(x[..., a0 * unit_in:a1 * unit_in, b0 * unit_in:b1 * unit_in])
+            cols.append(out[..., (t0 - a0) * unit_out:(t1 - a0) * unit_out,
+                            (s0 - b0) * unit_out:(s1 - b0) * unit_out])
+        rows.append(torch.cat(cols, dim=-1))
+    return torch.cat(rows, dim=-2)
+
+
+class FrozenImageModel:
+    """A shipped image-hp model, ready to code: float transforms plus the integer path."""
+
+    def __init__(self, model_id: str, cfg: ImageModelConfig, tensors: dict, digest: bytes):
+        self.model_id = model_id
+        self.cfg = cfg
+        self.digest = digest
+        self.net = model_from_frozen(cfg, tensors).eval()
+        self.hyper = IntegerHyperSynthesis(hyper_layers(cfg.hyper_channels, cfg.latent_channels),
+                                           [tensors[f"h_s_int.{i}.weight"] for i in range(4)],
+                                           [tensors[f"h_s_int.{i}.bias"] for i in range(4)])
+        self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
+        self.z_index = tensors["z_scale_index"]
+        self.coder = EntropyCoder(tensors["cdf_tables"].numpy())
+        self.max_rate_fx = (cfg.levels - 1) << RATE_FRAC_BITS
+        # Fewest bits any z position can cost (sum over channels of -log2 of the likeliest
+        # symbol): a payload shorter than that for the header's size is corrupt, which
+        # stops a lying header from making the decoder allocate for a huge image.
+        tables = tensors["cdf_tables"].double()
+        self._z_min_bits = float(sum(CDF_PRECISION - torch.log2(tables[i].max()) for i in self.z_index))
+
+    def rate_fx_from_quality(self, quality: float) -> int:
+        """Quality 0..100 maps linearly onto the trained rate levels."""
+        if not 0 <= quality <= 100 or math.isnan(quality):
+            raise InvalidArgumentError(f"quality must be in 0..100, got {quality}")
+        return round(quality / 100 * self.max_rate_fx)
+
+    @torch.no_grad()
+    def analyse(self, x: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+        """g_a of a (3,H,W) uint8 image, before gains: (1, M, 4*ceil(H/64), 4*ceil(W/64))."""
+        self.net.to(device)
+        xp = pad_to_multiple(x[None].float().to(device) / 255, DOWNSAMPLING)
+        return _tiled(self.net.g_a, xp, LATENT_STRIDE, 1)
+
+    def _z_indices(self, shape) -> torch.Tensor:
+        return self.z_index.view(-1, 1, 1).expand(shape)
+
+    @torch.no_grad()
+    def code_latents(self, y0: torch.Tensor, rate_fx: int) -> tuple[bytes, dict]:
+        """Code analysed latents at a rate position; returns (payload, stats)."""
+        device = y0.device
+        y = y0 * interpolate_levels(self.net.log_gain, rate_fx).to(device)[None, :, None, None]
+        z = self.net.h_a(y) * interpolate_levels(self.net.log_hyper_gain, rate_fx).to(device)[None, :, None, None]
+        z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
+        mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
+        mean = mean_fx.double() / 2 ** ACT_FRAC_BITS
+        y_sym = torch.round(y[0].double().cpu() - mean).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
+        enc = new_encoder()
+        z_idx = self._z_indices(z_sym.shape)
+        self.coder.encode(enc, z_sym, z_idx)
+        self.coder.encode(enc, y_sym, idx)
+        words = finish(enc)
+        stats = {"cross_entropy_bits": self.coder.cross_entropy_bits(z_sym, z_idx)
+                 + self.coder.cross_entropy_bits(y_sym, idx), "coded_bits": 8 * len(words)}
+        return encode_varint(rate_fx) + words, stats
+
+    @torch.no_grad()
+    def decode_latents(self, payload: bytes, height: int, width: int):
+        """Entropy-decode a FRAME payload: (rate_fx, z symbols, y symbols, y means fixed-point).
+
+        Everything here is exact integer work; cross-configuration tests compare its output.
+        """
+        rate_fx, pos = decode_varint(payload, 0)
+        if rate_fx > self.max_rate_fx:
+            raise CorruptDataError(f"rate position {rate_fx} is beyond the model's range")
+        zh, zw = -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
+        if 8 * (len(payload) - pos) + 64 < 0.5 * self._z_min_bits * zh * zw:
+            raise CorruptDataError(f"payload of {len(payload)} bytes is too short for a "
+                                   f"{width}x{height} image")
+        dec = new_decoder(payload[pos:])
+        z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
+        mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
+        return rate_fx, z_sym, self.coder.decode(dec, idx), mean_fx
+
+    @torch.no_grad()
+    def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:
+        """FRAME payload -> (3, height, width) uint8 image."""
+        rate_fx, _, y_sym, mean_fx = self.decode_latents(payload, height, width)
+        y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
+        inv_gain = interpolate_levels(self.net.log_inv_gain, rate_fx)[:, None, None]
+        self.net.to(device)
+        x_hat = _tiled(self.net.g_s, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)
+        return (x_hat[0, :, :height, :width].clamp(0, 1) * 255).round().to(torch.uint8).cpu()

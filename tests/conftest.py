@@ -1,0 +1,27 @@
+"""Shared fixtures: small real photo crops from ../shared/data/train (never Kodak)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TRAIN = SHARED / "data" / "train"
+
+
+def photo_crop(width: int, height: int, index: int = 0) -> np.ndarray:
+    """A (height, width, 3) uint8 crop from the middle of a training photo."""
+    im = np.asarray(Image.open(sorted(TRAIN.glob("*.png"))[index]).convert("RGB"))
+    y0, x0 = (im.shape[0] - height) // 2, (im.shape[1] - width) // 2
+    return np.ascontiguousarray(im[y0:y0 + height, x0:x0 + width])
+
+
+@pytest.fixture(scope="session")
+def photo():
+    return photo_crop(160, 96)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)

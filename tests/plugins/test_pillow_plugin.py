@@ -1,0 +1,116 @@
+"""The Pillow plugin: ``Image.open`` / ``Image.save`` for ``.neco``."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+import neco
+from neco.formats import MAGIC
+from neco.plugins import pillow_plugin
+
+WIDTH, HEIGHT = 64, 48
+# Sanity floor for the decoded test image: catches garbage, transposes and colour swaps.
+PSNR_FLOOR = 15
+
+
+@pytest.fixture(autouse=True, scope="module")
+def registered():
+    pillow_plugin.register()  # import neco does it too; registering twice is harmless
+
+
+def smooth_image(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 128 + 100 * np.sin(x / width * np.pi)
+    g = 60 + 150 * y / height
+    b = 200 - 120 * (x + y) / (width + height)
+    return np.clip(np.stack([r, g, b], axis=2), 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def neco_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(smooth_image()).save(buffer, format="NECO", quality=80)
+    return buffer.getvalue()
+
+
+def test_registered():
+    assert Image.registered_extensions()[".neco"] == "NECO"
+    assert Image.MIME["NECO"] == "image/x-neco"
+    assert "NECO" in Image.OPEN and "NECO" in Image.SAVE
+
+
+def test_accept_checks_magic_only():
+    assert pillow_plugin._accept(MAGIC + b"\0" * 16)
+    assert not pillow_plugin._accept(b"\x89PNG\r\n\x1a\n")
+    assert not pillow_plugin._accept(b"")
+
+
+def test_save_open_round_trip(tmp_path):
+    original = smooth_image()
+    path = tmp_path / "x.neco"
+    Image.fromarray(original).save(path, quality=80)
+    assert path.read_bytes().startswith(MAGIC)
+    with Image.open(path) as image:
+        assert image.format == "NECO"
+        assert image.size == (WIDTH, HEIGHT) and image.mode == "RGB"
+        assert image.get_format_mimetype() == "image/x-neco"
+        pixels = np.asarray(image)
+    assert pixels.shape == original.shape
+    assert psnr(pixels, original) > PSNR_FLOOR
+
+
+def test_open_from_bytes_reads_header_only(neco_bytes, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("Image.open must not run the model")
+
+    monkeypatch.setattr(neco, "decode", no_model)
+    image = Image.open(io.BytesIO(neco_bytes))
+    assert (image.format, image.size, image.mode) == ("NECO", (WIDTH, HEIGHT), "RGB")
+
+
+def test_greyscale_round_trip():
+    grey = smooth_image()[:, :, 1]
+    buffer = io.BytesIO()
+    Image.fromarray(grey, "L").save(buffer, format="NECO")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        assert image.mode == "L" and image.size == (WIDTH, HEIGHT)
+        assert psnr(np.asarray(image), grey) > PSNR_FLOOR
+
+
+def test_quality_and_bpp_together_is_value_error(tmp_path):
+    with pytest.raises(ValueError):
+        Image.fromarray(smooth_image()).save(tmp_path / "x.neco", quality=50, bpp=0.5)
+    assert not (tmp_path / "x.neco").exists()
+
+
+def test_not_neco_is_unidentified(tmp_path):
+    path = tmp_path / "x.neco"
+    path.write_bytes(b"definitely not an image" * 4)
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d[: len(MAGIC) + 3],
+        lambda d: d[: len(d) // 2],
+        lambda d: d[:-3] + bytes(b ^ 0xFF for b in d[-3:]),
+        lambda d: MAGIC + b"\xff" * 40,
+    ],
+    ids=["header-truncated", "payload-truncated", "crc-broken", "magic-then-junk"],
+)
+def test_corrupt_file_raises_pillow_errors(tmp_path, neco_bytes, damage):
+    path = tmp_path / "bad.neco"
+    path.write_bytes(damage(neco_bytes))
+    with pytest.raises((SyntaxError, OSError)):
+        with Image.open(path) as image:
+            image.load()

@@ -1,0 +1,174 @@
+"""Train the image-hp model on ../shared/data/train (never Kodak); resumable, loggable.
+
+    python tools/train_image.py --steps 20000            # runs / resumes from the checkpoint
+    python tools/train_image.py --export                 # writes codec/weights/<id>.safetensors
+    nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
+
+The checkpoint (model, optimizer, step) is written atomically every --save-every steps, so an
+interrupted run continues where it stopped. Without a checkpoint, training starts from the
+shipped weights when they exist (sessions do not keep machines; the shipped file is the
+weights-only checkpoint that carries training across sessions). Each sample of a batch draws
+its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]). Four training
+photos are held out for validation (logged RD).
+"""
+
+import argparse
+import math
+import os
+from pathlib import Path
+import random
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import torch
+
+from neco.codec.image_model import ImageModel, ImageModelConfig, model_from_frozen
+from neco.codec import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "train"
+HOLDOUT = 4
+
+
+def load_images(files, scales=(1.0, 0.75, 0.5)):
+    """Each photo at a few scales (rescale augmentation: Kodak-like detail density)."""
+    out = []
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        for s in scales:
+            size = (round(im.width * s), round(im.height * s))
+            arr = np.asarray(im.resize(size, Image.LANCZOS) if s != 1.0 else im)
+            out.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+    return out
+
+
+def random_batch(images, batch, crop, rng):
+    crops = []
+    for _ in range(batch):
+        im = images[rng.randrange(len(images))]
+        _, h, w = im.shape
+        y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+        c = im[:, y:y + crop, x:x + crop]
+        if rng.random() < 0.5:
+            c = c.flip(2)
+        crops.append(c)
+    return torch.stack(crops).float() / 255
+
+
+def lr_at(step, base, total):
+    """Constant, then a cosine decay over the last 20 % of the planned steps."""
+    start = int(0.8 * total)
+    if step < start:
+        return base
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - start) / max(1, total - start))))
+
+
+@torch.no_grad()
+def validate(model, images, device):
+    """Mean bpp and PSNR per level on held-out photos (center 512x512 crops, noise-free rate)."""
+    model.eval()
+    rows = []
+    for level in range(model.cfg.levels):
+        bpp, psnr = [], []
+        for im in images:
+            _, h, w = im.shape
+            s = min(512, h, w) // 64 * 64
+            x = im[None, :, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].float().to(device) / 255
+            torch.manual_seed(0)
+            out = model(x, torch.tensor([level], device=device))
+            bpp.append(((out["bits_y"] + out["bits_z"]) / (s * s)).item())
+            mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item()
+            psnr.append(10 * math.log10(1 / mse))
+        rows.append((np.mean(bpp), np.mean(psnr)))
+    model.train()
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-id", default="image-hp-v1")
+    p.add_argument("--steps", type=int, default=20000, help="total planned steps (sets the LR decay)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "tools" / "checkpoints" / "image-hp.pt")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--validate-every", type=int, default=500)
+    p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
+    p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
+    p.add_argument("--latent-channels", type=int, default=ImageModelConfig.latent_channels)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
+    if state:
+        cfg = ImageModelConfig.from_json(state["config"])
+        model = ImageModel(cfg)
+        model.load_state_dict(state["model"])
+    elif registry.weights_path(args.model_id).exists() and not args.bench:
+        cfg, tensors = registry.load_tensors(args.model_id, verify=False)
+        model = model_from_frozen(cfg, tensors)
+        print(f"starting from shipped weights {args.model_id}", flush=True)
+    else:
+        cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
+                               hyper_channels=args.channels)
+        model = ImageModel(cfg)
+    model.to(args.device)
+    step = state["step"] if state else 0
+    if args.export:
+        path = registry.export(args.model_id, model)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
+        return
+
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model {cfg} params {params / 1e6:.2f} M, step {step}", flush=True)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if state and "optimizer" in state:
+        opt.load_state_dict(state["optimizer"])
+    files = sorted(DATA.glob("*.png"))
+    train_images = load_images(files[:-HOLDOUT])
+    val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
+    rng = random.Random(step)
+    lambdas = torch.tensor(cfg.lambdas, device=args.device)
+    t0, log = time.time(), []
+    while step < args.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.lr, args.steps)
+        x = random_batch(train_images, args.batch, args.crop, rng).to(args.device)
+        level = torch.randint(0, cfg.levels, (args.batch,), device=args.device)
+        out = model(x, level)
+        mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
+        bpp = (out["bits_y"] + out["bits_z"]) / (args.crop ** 2)
+        loss = torch.mean(bpp + lambdas[level] * 255 ** 2 * mse)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        log.append((loss.item(), bpp.mean().item()))
+        if args.bench and step >= args.bench + (state["step"] if state else 0):
+            print(f"{(time.time() - t0) / args.bench:.2f} s/step over {args.bench} steps")
+            return
+        if step % 20 == 0:
+            l, b = np.mean(log, axis=0)
+            print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) / len(log):.2f}s/step", flush=True)
+            t0, log = time.time(), []
+        if step % args.save_every == 0 or step == args.steps:
+            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.checkpoint.with_suffix(".tmp")
+            torch.save({"config": cfg.to_json(), "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "step": step}, tmp)
+            os.replace(tmp, args.checkpoint)
+        if step % args.validate_every == 0:
+            rows = validate(model, val_images, args.device)
+            print("validate step %d: " % step + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
