@@ -6,10 +6,18 @@
     pixels = neco.decode_array(data)           # -> HxWx3 uint8 numpy array
     neco.info(data)                            # header facts, no model run
 
+    with open("clip.neco", "wb") as f:         # frames stream out as they are coded
+        neco.encode_frames(frames, f, quality=50, frame_rate=Fraction(30000, 1001))
+    for pixels in neco.open("clip.neco"):      # decoded one frame at a time
+        ...
+
 Importing neco registers the `.neco` Pillow plugin; torch and the models load on first use.
 """
 
+import builtins
 from importlib.metadata import PackageNotFoundError, version
+import itertools
+import os
 import warnings
 
 import numpy as np
@@ -23,7 +31,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
-__all__ = ["encode", "decode", "decode_array", "info", "NecoError", "CorruptDataError",
+__all__ = ["encode", "decode", "decode_array", "info", "encode_frames", "open", "NecoError", "CorruptDataError",
            "UnsupportedError", "ModelError", "InvalidArgumentError", "__version__"]
 
 
@@ -113,6 +121,54 @@ def info(data: bytes) -> dict:
         "skipped_chunks": [{"type": c.type, "offset": c.offset, "length": c.length}
                            for c in container.skipped],
     }
+
+
+def encode_frames(frames, output, quality: float | None = None, bpp: float | None = None, *,
+                  frame_rate=None, num_frames: int | None = None, device: str = "cpu",
+                  model: str | None = None):
+    """Code a sequence of frames (PIL images or HxWx3 uint8 arrays, any iterable) into a
+    video `.neco` at `output` (a path or a binary stream), writing each frame as it is coded.
+
+    Frames are independent intra frames for now (docs/FORMAT.md section 10); frame_rate is
+    a Fraction or int (None: unknown); num_frames defaults to len(frames) when known. Returns
+    a `neco.codec.api.FramesResult` (frames, bytes_written, bpp, seconds).
+    """
+    from neco.codec.api import encode_frames as _encode_frames
+    if num_frames is None and hasattr(frames, "__len__"):
+        num_frames = len(frames)
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise InvalidArgumentError("no frames to encode")
+    pixels, pixel_format, _ = _to_rgb_array(first)  # greyscale first frame: a GRAY8 stream
+    arrays = itertools.chain([pixels], (_to_rgb_array(frame)[0] for frame in iterator))
+    stream = builtins.open(output, "wb") if isinstance(output, (str, os.PathLike)) else output
+    try:
+        return _encode_frames(arrays, stream, quality, bpp, frame_rate=frame_rate, num_frames=num_frames,
+                              pixel_format=pixel_format, device=device, model=model)
+    finally:
+        if stream is not output:
+            stream.close()
+
+
+def open(source, *, device: str = "cpu"):  # noqa: A001 (like PIL.Image.open)
+    """A `neco.codec.api.FrameReader` over a `.neco` file (path) or binary stream (a pipe works).
+
+    Iterate it for HxWx3 uint8 frames, decoded one at a time; `len(reader)` and
+    `reader.frame(i)` on files. Use it as a context manager to close a file it opened.
+    """
+    from neco.codec.api import FrameReader
+    if isinstance(source, (str, os.PathLike)):
+        stream = builtins.open(source, "rb")
+        try:
+            return FrameReader(stream, device=device, close_stream=True)
+        except BaseException:
+            stream.close()
+            raise
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        import io
+        return FrameReader(io.BytesIO(bytes(source)), device=device)
+    return FrameReader(source, device=device)
 
 
 def _as_bytes(data) -> bytes:

@@ -2,11 +2,17 @@
 
 encode: array -> header + FRAME (+ ICC / EXIF) chunks -> bytes; decode: the reverse. Every
 check on the input happens here, before any model runs, and raises a NecoError subclass.
+Frame sequences stream: `encode_frames` writes each FRAME as it is coded, `FrameReader`
+decodes one frame at a time (and seeks in files).
 """
 
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
+from fractions import Fraction
 import io
+import itertools
 import time
+from typing import BinaryIO
 import warnings
 
 import numpy as np
@@ -14,7 +20,7 @@ import torch
 
 from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, Header,
                           InvalidArgumentError, Kind, ModelError, PixelFormat, Profile, UnsupportedError,
-                          read_container)
+                          decode_index, read_container)
 
 from . import registry
 
@@ -61,17 +67,10 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
     """Encode an (H, W, 3) uint8 array; `quality` (0-100, default 75) or a target `bpp`."""
     start = time.perf_counter()
     _check_pixels(pixels)
-    if quality is not None and bpp is not None:
-        raise InvalidArgumentError("give quality or bpp, not both")
-    if bpp is not None and not (bpp > 0 and np.isfinite(bpp)):
-        raise InvalidArgumentError(f"bpp must be a positive number, got {bpp}")
+    _check_rate(quality, bpp)
     coder = registry.get_model(model or registry.DEFAULT_IMAGE_MODEL)
     h, w = pixels.shape[:2]
-    y0 = coder.analyse(torch.from_numpy(pixels.copy()).permute(2, 0, 1), device)
-    if bpp is None:
-        payload, stats = coder.code_latents(y0, coder.rate_fx_from_quality(75.0 if quality is None else quality))
-    else:
-        payload, stats = _search_rate(coder, y0, bpp * h * w / 8)
+    payload, stats = _code_frame(coder, pixels, quality, bpp, device)
     header = Header(kind=Kind.IMAGE, width=w, height=h, pixel_format=pixel_format, frame_rate=None,
                     num_frames=1, profile=Profile.IMAGE, model_id=coder.model_id,
                     weights_digest=coder.digest)
@@ -84,6 +83,23 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
             writer.write_chunk(kind, data)
     data = out.getvalue()
     return EncodeResult(data, 8 * len(data) / (h * w), coder.model_id, time.perf_counter() - start, stats)
+
+
+def _check_rate(quality: float | None, bpp: float | None) -> None:
+    if quality is not None and bpp is not None:
+        raise InvalidArgumentError("give quality or bpp, not both")
+    if bpp is not None and not (bpp > 0 and np.isfinite(bpp)):
+        raise InvalidArgumentError(f"bpp must be a positive number, got {bpp}")
+
+
+def _code_frame(coder, pixels: np.ndarray, quality: float | None, bpp: float | None,
+                device: str) -> tuple[bytes, dict]:
+    """One (H, W, 3) uint8 frame -> its FRAME payload, at a quality (default 75) or a target bpp."""
+    h, w = pixels.shape[:2]
+    y0 = coder.analyse(torch.from_numpy(pixels.copy()).permute(2, 0, 1), device)
+    if bpp is None:
+        return coder.code_latents(y0, coder.rate_fx_from_quality(75.0 if quality is None else quality))
+    return _search_rate(coder, y0, bpp * h * w / 8)
 
 
 def _search_rate(coder, y0: torch.Tensor, target_bytes: float) -> tuple[bytes, dict]:
@@ -109,24 +125,223 @@ def _search_rate(coder, y0: torch.Tensor, target_bytes: float) -> tuple[bytes, d
     return best
 
 
-def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:
-    """Decode `.neco` bytes to pixels; checks the model and container before any model runs."""
-    start = time.perf_counter()
-    container = read_container(data)
-    header = container.header
-    if header.kind != Kind.IMAGE or header.profile != Profile.IMAGE:
-        raise UnsupportedError(f"this build decodes still images only (file kind {header.kind.name}, "
-                               f"profile {header.profile!r})")
-    frames = [c for c in container.chunks if c.type == ChunkType.FRAME]
-    if len(frames) != 1:
-        raise CorruptDataError(f"an image file holds exactly one FRAME chunk, found {len(frames)}")
+def _coder_for(header: Header):
+    """The installed model that decodes `header`'s frames; refuses other weights."""
     if header.width * header.height > MAX_PIXELS:
         raise UnsupportedError(f"image of {header.width}x{header.height} exceeds the limit of {MAX_PIXELS:,} pixels")
     coder = registry.get_model(header.model_id)
     if coder.digest != header.weights_digest:
         raise ModelError(f"file was encoded with other weights of model {header.model_id!r} "
                          f"(digest {header.weights_digest.hex()}, installed {coder.digest.hex()})")
+    return coder
+
+
+def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:
+    """Decode `.neco` bytes to pixels; checks the model and container before any model runs."""
+    start = time.perf_counter()
+    container = read_container(data)
+    header = container.header
+    if header.kind != Kind.IMAGE or header.profile != Profile.IMAGE:
+        raise UnsupportedError(f"not a still image (file kind {header.kind.name}, profile {header.profile!r}); "
+                               f"decode frames with neco.open()")
+    frames = [c for c in container.chunks if c.type == ChunkType.FRAME]
+    if len(frames) != 1:
+        raise CorruptDataError(f"an image file holds exactly one FRAME chunk, found {len(frames)}")
+    coder = _coder_for(header)
     pixels = coder.decode(frames[0].payload, header.height, header.width, device)
     meta = {c.type: c.payload for c in container.chunks if c.type in (ChunkType.ICC, ChunkType.EXIF)}
     return DecodeResult(pixels.permute(1, 2, 0).numpy(), header, meta.get(ChunkType.ICC),
                         meta.get(ChunkType.EXIF), time.perf_counter() - start)
+
+
+@dataclass
+class FramesResult:
+    """What encode_frames wrote: the container went to the stream as the frames were coded."""
+    frames: int
+    width: int
+    height: int
+    bytes_written: int
+    bpp: float               # over all frames
+    model_id: str
+    seconds: float
+
+
+def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float | None = None,
+                  bpp: float | None = None, *, frame_rate: Fraction | int | None = None,
+                  num_frames: int | None = None, pixel_format: PixelFormat = PixelFormat.RGB8,
+                  device: str = "cpu", model: str | None = None) -> FramesResult:
+    """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream, writing each FRAME as it is coded.
+
+    Until the video profile exists every frame is an independent intra frame coded by the image
+    model (profile ``image``, see docs/FORMAT.md section 10), so `quality` / `bpp` apply per
+    frame. Memory does not grow with the number of frames: one frame is held at a time and the
+    stream is flushed after each. An INDEX chunk (frame offsets, for seeking) precedes END.
+
+    num_frames: declared in the header; default len(frames) when it has one, else 0 (unknown,
+    e.g. a pipe). frame_rate: frames per second as a Fraction or int, or None (unknown).
+    If the frames run out early or an error occurs, no END is written: the stream reads as
+    truncated rather than complete.
+    """
+    start = time.perf_counter()
+    _check_rate(quality, bpp)
+    if num_frames is None:
+        num_frames = len(frames) if isinstance(frames, Sized) else 0
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise InvalidArgumentError("no frames to encode")
+    _check_pixels(first)
+    coder = registry.get_model(model or registry.DEFAULT_IMAGE_MODEL)
+    h, w = first.shape[:2]
+    header = Header(kind=Kind.VIDEO, width=w, height=h, pixel_format=pixel_format, frame_rate=frame_rate,
+                    num_frames=num_frames, profile=Profile.IMAGE, model_id=coder.model_id,
+                    weights_digest=coder.digest)
+    writer = ContainerWriter(stream, header)
+    count = 0
+    for pixels in itertools.chain([first], iterator):
+        _check_pixels(pixels)
+        if pixels.shape[:2] != (h, w):
+            raise InvalidArgumentError(f"frame {count + 1} is {pixels.shape[1]}x{pixels.shape[0]}; "
+                                       f"the stream is {w}x{h}")
+        payload, _ = _code_frame(coder, pixels, quality, bpp, device)
+        writer.write_chunk(ChunkType.FRAME, payload)
+        count += 1
+        _flush(stream)
+    writer.write_index()
+    writer.close()
+    _flush(stream)
+    return FramesResult(count, w, h, writer.offset, 8 * writer.offset / (w * h * count), coder.model_id,
+                        time.perf_counter() - start)
+
+
+def _flush(stream) -> None:
+    if callable(getattr(stream, "flush", None)):
+        stream.flush()
+
+
+def _seekable(stream) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Joined:
+    """A read-only stream: `head`, then whatever `stream` reads from its current position."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            piece, self._head = self._head[:n], self._head[n:]
+            return piece
+        return self._stream.read(n)
+
+
+class FrameReader:
+    """Decodes a `.neco` stream frame by frame: `neco.open(path_or_stream)`.
+
+        with neco.open("clip.neco") as reader:
+            for pixels in reader:              # (H, W, 3) uint8, one frame decoded at a time
+                ...
+            reader.frame(10)                   # random access (files and other seekable streams)
+
+    Iterating streams: it works on pipes and holds one frame at a time. `len(reader)` and
+    `frame(i)` need a seekable input: the frame offsets come from one pass over the container
+    (CRCs checked, no model runs) that also verifies the INDEX chunk; a FRAME is then read at
+    its offset. Still images (kind IMAGE) read as a one-frame stream. Greyscale files decode to
+    three equal channels, as `decode_array` does. The header, model and weights are checked
+    before any model runs; `icc_profile` / `exif` are filled in as their chunks are read.
+    """
+
+    def __init__(self, stream: BinaryIO, *, device: str = "cpu", close_stream: bool = False) -> None:
+        self._stream, self._device, self._close_stream = stream, device, close_stream
+        self._base = stream.tell() if _seekable(stream) else None
+        self._reader = ContainerReader(stream)
+        self.header = self._reader.header
+        self._header_length = self._reader.offset
+        if self.header.profile != Profile.IMAGE:
+            raise UnsupportedError(f"profile {self.header.profile!r} is not implemented by this build")
+        self._coder = _coder_for(self.header)
+        self.icc_profile: bytes | None = None
+        self.exif: bytes | None = None
+        self._offsets: list[int] | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame in order. A seekable input can be iterated again; a pipe only once."""
+        if self._started:
+            if self._base is None:
+                raise InvalidArgumentError("a stream that cannot seek (a pipe) can be read only once")
+            self._stream.seek(self._base)
+            self._reader = ContainerReader(self._stream)
+        self._started = True
+        for chunk in self._reader:
+            self._note(chunk)
+            if chunk.type == ChunkType.FRAME:
+                yield self._decode(chunk.payload)
+
+    def __len__(self) -> int:
+        return self.header.num_frames or len(self._frame_offsets())
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame `index` (0-based) of a seekable input; reads only that FRAME chunk."""
+        offsets = self._frame_offsets()
+        if not 0 <= index < len(offsets):
+            raise InvalidArgumentError(f"frame {index} out of range: the stream has {len(offsets)} frame(s)")
+        position = self._stream.tell()
+        try:
+            self._stream.seek(self._base)
+            head = self._stream.read(self._header_length)
+            self._stream.seek(self._base + offsets[index])
+            chunk = next(ContainerReader(_Joined(head, self._stream)), None)
+        finally:
+            self._stream.seek(position)
+        if chunk is None or chunk.type != ChunkType.FRAME:
+            raise CorruptDataError(f"no FRAME chunk at the offset of frame {index}")
+        return self._decode(chunk.payload)
+
+    def _frame_offsets(self) -> list[int]:
+        """Offsets of the FRAME chunks from one checked pass (the INDEX, when present, must match)."""
+        if self._offsets is None:
+            if self._base is None:
+                raise UnsupportedError("counting or seeking frames needs a seekable input (a file), not a pipe")
+            position = self._stream.tell()
+            try:
+                self._stream.seek(self._base)
+                reader = ContainerReader(self._stream)
+                frames, index = [], None
+                for chunk in reader:
+                    self._note(chunk)
+                    if chunk.type == ChunkType.FRAME:
+                        frames.append(chunk.offset)
+                    elif chunk.type == ChunkType.INDEX:
+                        index = decode_index(chunk.payload)
+            finally:
+                self._stream.seek(position)
+            self._offsets = index if index is not None else frames  # equal: the reader checked at END
+        return self._offsets
+
+    def _note(self, chunk) -> None:
+        if chunk.type == ChunkType.ICC:
+            self.icc_profile = chunk.payload
+        elif chunk.type == ChunkType.EXIF:
+            self.exif = chunk.payload
+
+    def _decode(self, payload: bytes) -> np.ndarray:
+        h = self.header
+        return self._coder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
+
+    def close(self) -> None:
+        if self._close_stream:
+            self._stream.close()
+
+    def __enter__(self) -> "FrameReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -16,6 +16,7 @@ The rate position r is continuous: gains are interpolated between the trained le
 
 from dataclasses import asdict, dataclass
 import json
+import math
 
 import torch
 from torch import nn
@@ -25,6 +26,9 @@ from .constants import ACT_FRAC_BITS, RATE_FRAC_BITS, SYMBOL_MAX
 from .intnet import HyperSynthesis, IntegerHyperSynthesis, hyper_layers, scale_from_index_value
 from .layers import SimplifiedGDN, conv, deconv
 
+# Gain at the middle rate level when training starts: lifts y (a few tenths at
+# initialisation) to where rounding keeps detail.
+INITIAL_GAIN = 5.0
 # Padding multiple: g_a downsamples by 16 and h_a by 4 more.
 DOWNSAMPLING = 64
 _LIKELIHOOD_FLOOR = 1e-9
@@ -81,12 +85,18 @@ class ImageModel(nn.Module):
         self.h_a = nn.Sequential(conv(m, nz, 3, 1), nn.ReLU(), conv(nz, nz), nn.ReLU(),
                                  conv(nz, nz))
         self.h_s = HyperSynthesis(nz, m)
-        # Gains in log domain, one row per rate level (low rate first).
-        self.log_gain = nn.Parameter(torch.zeros(k, m))
-        self.log_inv_gain = nn.Parameter(torch.zeros(k, m))
+        # Gains in log domain, one row per rate level (low rate first). They start apart, as
+        # rate-distortion theory suggests (quantization step ~ 1/sqrt(lambda)), around
+        # INITIAL_GAIN, so every level codes something different from the first step.
+        lam = torch.tensor(cfg.lambdas, dtype=torch.float64)
+        spread = 0.5 * torch.log(lam / torch.sqrt(lam.min() * lam.max())) + math.log(INITIAL_GAIN)
+        self.log_gain = nn.Parameter(spread.float()[:, None].repeat(1, m))
+        self.log_inv_gain = nn.Parameter(-spread.float()[:, None].repeat(1, m))
         self.log_hyper_gain = nn.Parameter(torch.zeros(k, nz))
         self.log_hyper_inv_gain = nn.Parameter(torch.zeros(k, nz))
         # Per-channel scale-table position of the zero-mean Gaussian prior on z.
+        # Gains and these positions are few parameters that must move far: train them with a
+        # larger learning rate (see FAST_PARAMETERS).
         self.z_scale_t = nn.Parameter(torch.full((nz,), 30.0))
 
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -112,6 +122,10 @@ class ImageModel(nn.Module):
         x_hat = self.g_s(y_hat * ig)
         bits = lambda lik: -torch.log2(lik).flatten(1).sum(1)
         return {"x_hat": x_hat, "bits_y": bits(y_lik), "bits_z": bits(z_lik)}
+
+
+# Parameters that tools/train_image.py trains with a larger learning rate.
+FAST_PARAMETERS = ("log_gain", "log_inv_gain", "log_hyper_gain", "log_hyper_inv_gain", "z_scale_t")
 
 
 def interpolate_levels(table: torch.Tensor, rate_fx: int) -> torch.Tensor:

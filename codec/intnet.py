@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from .constants import (ACT_FRAC_BITS, ACT_MAX, EXACT_LIMIT, NUM_SCALES, SCALE_MAX, SCALE_MIN,
                         SYMBOL_MAX, WEIGHT_FRAC_BITS, WEIGHT_MAX)
 
+# Scale-table position the hyper-decoder starts from (training initialisation only).
+INITIAL_SCALE_INDEX = 25.0
 # Cap on the float64 im2col buffer of one exact convolution (elements), bounding memory on
 # large images: rows of output are processed in stripes.
 _IM2COL_MAX_ELEMENTS = 1 << 24
@@ -51,10 +53,29 @@ def hyper_layers(hyper_channels: int, latent_channels: int) -> tuple[HyperLayer,
     )
 
 
+class _BoundedIndex(torch.autograd.Function):
+    """Clamp to the table range; pass gradients that point back into the range.
+
+    A plain clamp would stop all gradient outside the range, so a position that starts out
+    of range could never return (the LowerBound idea of Ballé's GDN / CompressAI).
+    """
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        return t.clamp(0, NUM_SCALES - 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved_tensors
+        inward = ((t >= 0) | (grad < 0)) & ((t <= NUM_SCALES - 1) | (grad > 0))
+        return grad * inward
+
+
 def scale_from_index_value(t: torch.Tensor) -> torch.Tensor:
     """Standard deviation for a (continuous) scale-table position t, as used in training."""
     step = torch.log(torch.tensor(SCALE_MAX / SCALE_MIN)) / (NUM_SCALES - 1)
-    return SCALE_MIN * torch.exp(step * t.clamp(0, NUM_SCALES - 1))
+    return SCALE_MIN * torch.exp(step * _BoundedIndex.apply(t))
 
 
 class HyperSynthesis(nn.Module):
@@ -64,6 +85,8 @@ class HyperSynthesis(nn.Module):
         super().__init__()
         self.spec = hyper_layers(hyper_channels, latent_channels)
         self.convs = nn.ModuleList(nn.Conv2d(s.cin, s.cout, 3, padding=1) for s in self.spec)
+        with torch.no_grad():  # start the scale positions mid-table (sigma ~ 2.4), not at 0.11
+            self.convs[-1].bias[latent_channels:] = INITIAL_SCALE_INDEX
 
     def forward(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mean, t): latent means and continuous scale-table positions."""

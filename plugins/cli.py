@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import neco
+from neco.plugins.eval_cli import eval_command
 
 STDIO = "-"
 EXIT_ERROR = 1
@@ -410,6 +411,9 @@ def info(path: str, as_json: bool) -> None:
         click.echo(json.dumps(details, indent=2, default=_jsonable))
     else:
         click.echo(_format_info(_display(path, "stdin"), details))
+
+
+cli.add_command(eval_command)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

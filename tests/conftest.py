@@ -25,3 +25,16 @@ def photo():
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+
+
+# Sanity floor for decoded test images: catches garbage, transposes and colour swaps.
+PSNR_FLOOR = 15
+
+
+def smooth_image(width: int = 64, height: int = 48) -> np.ndarray:
+    """A smooth synthetic RGB gradient (for tests that need no real photo)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 128 + 100 * np.sin(x / width * np.pi)
+    g = 60 + 150 * y / height
+    b = 200 - 120 * (x + y) / (width + height)
+    return np.clip(np.stack([r, g, b], axis=2), 0, 255).astype(np.uint8)

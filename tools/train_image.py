@@ -24,12 +24,13 @@ import numpy as np
 from PIL import Image
 import torch
 
-from neco.codec.image_model import ImageModel, ImageModelConfig, model_from_frozen
+from neco.codec.image_model import FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen
 from neco.codec import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "train"
 HOLDOUT = 4
+FAST_LR_SCALE = 10.0  # learning-rate multiplier of FAST_PARAMETERS (gains, z scale positions)
 
 
 def load_images(files, scales=(1.0, 0.75, 0.5)):
@@ -55,6 +56,16 @@ def random_batch(images, batch, crop, rng):
             c = c.flip(2)
         crops.append(c)
     return torch.stack(crops).float() / 255
+
+
+def adapt_threads(cores: int) -> None:
+    """Use one thread fewer while other processes load the machine.
+
+    OpenMP threads wait for each other at every parallel region, so with another busy process
+    sharing a core, two threads run slower than one.
+    """
+    others = os.getloadavg()[0] - torch.get_num_threads()
+    torch.set_num_threads(max(1, cores - 1) if others > 0.7 else cores)
 
 
 def lr_at(step, base, total):
@@ -94,10 +105,12 @@ def main():
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = adapt: all cores, one fewer while other work loads the machine)")
     p.add_argument("--checkpoint", type=Path, default=ROOT / "tools" / "checkpoints" / "image-hp.pt")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--validate-every", type=int, default=500)
+    p.add_argument("--from-scratch", action="store_true", help="ignore the shipped weights")
     p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
@@ -105,13 +118,14 @@ def main():
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    cores = os.cpu_count() or 1
 
     state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
         model.load_state_dict(state["model"])
-    elif registry.weights_path(args.model_id).exists() and not args.bench:
+    elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
         cfg, tensors = registry.load_tensors(args.model_id, verify=False)
         model = model_from_frozen(cfg, tensors)
         print(f"starting from shipped weights {args.model_id}", flush=True)
@@ -128,7 +142,10 @@ def main():
 
     params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg} params {params / 1e6:.2f} M, step {step}", flush=True)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    fast = [p for n, p in model.named_parameters() if n in FAST_PARAMETERS]
+    slow = [p for n, p in model.named_parameters() if n not in FAST_PARAMETERS]
+    opt = torch.optim.Adam([{"params": slow, "scale": 1.0},
+                            {"params": fast, "scale": FAST_LR_SCALE}], lr=args.lr)
     if state and "optimizer" in state:
         opt.load_state_dict(state["optimizer"])
     files = sorted(DATA.glob("*.png"))
@@ -139,7 +156,7 @@ def main():
     t0, log = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, args.steps)
+            g["lr"] = lr_at(step, args.lr, args.steps) * g["scale"]
         x = random_batch(train_images, args.batch, args.crop, rng).to(args.device)
         level = torch.randint(0, cfg.levels, (args.batch,), device=args.device)
         out = model(x, level)
@@ -156,8 +173,11 @@ def main():
             print(f"{(time.time() - t0) / args.bench:.2f} s/step over {args.bench} steps")
             return
         if step % 20 == 0:
+            if not args.threads:
+                adapt_threads(cores)
             l, b = np.mean(log, axis=0)
-            print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) / len(log):.2f}s/step", flush=True)
+            print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) / len(log):.2f}s/step "
+                  f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
         if step % args.save_every == 0 or step == args.steps:
             args.checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -15,26 +15,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import neco
+from conftest import PSNR_FLOOR, psnr, smooth_image
 from neco.formats import MAGIC
 from neco.plugins import cli as cli_module
 from neco.plugins.cli import cli
 
 WIDTH, HEIGHT = 64, 48
-# Sanity floor for the decoded test image: catches garbage, transposes and colour swaps.
-PSNR_FLOOR = 15
-
-
-def smooth_image(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    r = 128 + 100 * np.sin(x / width * np.pi)
-    g = 60 + 150 * y / height
-    b = 200 - 120 * (x + y) / (width + height)
-    return np.clip(np.stack([r, g, b], axis=2), 0, 255).astype(np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

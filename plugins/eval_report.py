@@ -1,0 +1,199 @@
+"""Results of `neco eval`: CompressAI-style JSON, per-image CSV, RD curves and BD tables.
+
+JSON per codec, as CompressAI's ``eval_model`` writes it and ``../shared/reference/kodak/``
+holds it: ``name``, ``description`` and ``results`` with one value per rate point --
+``quality``, ``bpp``, ``psnr-rgb``, ``psnr-y``, ``ms-ssim-rgb``, ``encoding_time`` and
+``decoding_time`` (seconds per image) -- plus ``codec`` (version, settings) and ``dataset``.
+Each value is the mean over images of the per-image value (bpp from the real byte count),
+the convention of the reference curves. The per-image values go to ``<codec>.csv``.
+
+BD tables use `neco.plugins.bdrate` (Bjøntegaard with pchip over the overlapping range):
+BD-rate in percent at equal quality and BD-quality (e.g. BD-PSNR) in dB at equal rate, the
+latter interpolating quality over log-rate, its mirror image. MS-SSIM enters both on the dB
+scale, -10 log10(1 - MS-SSIM).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neco.plugins.bdrate import bd_rate, pchip_integral
+from neco.plugins.eval_metrics import ms_ssim_db
+
+METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
+CSV_COLUMNS = ("image", "width", "height", "quality", "bytes", "bpp", *METRICS, "encoding_time",
+               "decoding_time")
+# Older CompressAI files name the RGB metrics without the suffix.
+ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file renamed over it: never half a file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _mean(values: list) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean(values))
+
+
+def summarize(name: str, description: str, qualities: list[float], rows: list[dict],
+              extra: dict | None = None) -> tuple[dict, list[str]]:
+    """The CompressAI-style result of one codec, and the images left out of its means.
+
+    Means are taken over the images measured at every quality, so each rate point averages
+    the same images; an image a codec failed on at some quality is left out (and returned).
+    """
+    by_quality: dict[float, dict[str, dict]] = {q: {} for q in qualities}
+    for row in rows:
+        by_quality.setdefault(row["quality"], {})[row["image"]] = row
+    images = set.union(set(), *(set(by_quality[q]) for q in qualities))
+    complete = sorted(i for i in images if all(i in by_quality[q] for q in qualities))
+    results: dict[str, list] = {"quality": list(qualities)}
+    for key in ("bpp", *METRICS, "encoding_time", "decoding_time"):
+        results[key] = [_finite(_mean([by_quality[q][i][key] for i in complete])) for q in qualities]
+    if not any(v is not None for v in results["ms-ssim-rgb"]):
+        del results["ms-ssim-rgb"]  # images too small for MS-SSIM
+    result = {"name": name, "description": description, **(extra or {}), "images": len(complete),
+              "results": results}
+    return result, sorted(images - set(complete))
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in sorted(rows, key=lambda r: (r["image"], r["quality"])):
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    return out.getvalue()
+
+
+@dataclass
+class Curve:
+    """One RD curve: mean rate and quality per rate point, from a result JSON."""
+
+    name: str
+    bpp: list[float]
+    quality: dict[str, list[float | None]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def points(self, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(bpp, values) of the points with that metric, MS-SSIM in dB; None without any."""
+        values = self.quality.get(metric)
+        if values is None:
+            return None
+        pairs = [(r, v) for r, v in zip(self.bpp, values) if r is not None and v is not None]
+        if not pairs:
+            return None
+        rate, value = map(np.asarray, zip(*pairs))
+        if metric.startswith("ms-ssim"):
+            value = np.array([ms_ssim_db(v) for v in value])
+        keep = np.isfinite(value) & (rate > 0)
+        return rate[keep], value[keep]
+
+
+def load_curve(path: Path, name: str | None = None) -> Curve:
+    """A curve from a CompressAI-style JSON file; ValueError when it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        results = data["results"]
+        bpp = [float(v) if v is not None else None for v in results["bpp"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a result file with results.bpp ({type(exc).__name__}: {exc})") from exc
+    quality = {}
+    for key, values in results.items():
+        metric = ALIASES.get(key, key)
+        if metric in METRICS and isinstance(values, list) and len(values) == len(bpp):
+            quality[metric] = values
+    return Curve(name or data.get("name") or Path(path).stem, bpp, quality, Path(path))
+
+
+def resolve_curve(name: str, folders: list[Path]) -> Path:
+    """A result file named by path, or by name (``vtm``, ``avif-measured``) in `folders`."""
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return path
+    for folder in folders:
+        candidate = folder / f"{name}.json"
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(f) for f in folders) or "no folder"
+    raise ValueError(f"no result file {name!r} (a path to a .json file, or a name in: {where})")
+
+
+def bd_quality(anchor_rate, anchor_quality, test_rate, test_quality) -> float:
+    """Mean quality difference (test - anchor, dB) at equal rate, over the overlapping log-rates."""
+    curves = []
+    for rate, quality in ((anchor_rate, anchor_quality), (test_rate, test_quality)):
+        r, q = np.log(np.asarray(rate, float)), np.asarray(quality, float)
+        order = np.argsort(r)
+        if len(r) < 2 or np.any(np.diff(r[order]) <= 0):
+            raise ValueError("each curve needs >= 2 points of distinct positive rate")
+        curves.append((r[order], q[order]))
+    lo = max(c[0][0] for c in curves)
+    hi = min(c[0][-1] for c in curves)
+    if hi <= lo:
+        raise ValueError("the curves do not overlap in rate")
+    return float((pchip_integral(*curves[1], lo, hi) - pchip_integral(*curves[0], lo, hi)) / (hi - lo))
+
+
+def bd_table(anchor: Curve, curves: list[Curve], metric: str = "psnr-rgb") -> list[dict]:
+    """BD-rate (%) and BD-quality (dB) of each curve against the anchor; None with a reason."""
+    rows = []
+    base = anchor.points(metric)
+    for curve in curves:
+        row = {"name": curve.name, "bd-rate": None, "bd-quality": None, "note": ""}
+        test = curve.points(metric)
+        if base is None or test is None:
+            row["note"] = f"no {metric} in {anchor.name if base is None else curve.name}"
+        else:
+            for key, function in (("bd-rate", bd_rate), ("bd-quality", bd_quality)):
+                try:
+                    row[key] = function(base[0], base[1], test[0], test[1])
+                except ValueError as exc:
+                    row["note"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def format_bd_table(anchor: str, metric: str, rows: list[dict]) -> str:
+    """A plain-text table (also valid Markdown-ish columns) of `bd_table` rows."""
+    width = max([len(r["name"]) for r in rows] + [5])
+    quality_head = "BD-PSNR" if metric.startswith("psnr") else "BD-MS-SSIM"
+    lines = [f"BD vs {anchor} ({metric}; Bjøntegaard, pchip over the overlapping range):",
+             f"{'codec':<{width}}  {'BD-rate':>9}  {quality_head:>10}"]
+    for r in rows:
+        rate = "n/a" if r["bd-rate"] is None else f"{r['bd-rate']:+.1f} %"
+        quality = "n/a" if r["bd-quality"] is None else f"{r['bd-quality']:+.2f} dB"
+        note = f"  ({r['note']})" if r["note"] else ""
+        lines.append(f"{r['name']:<{width}}  {rate:>9}  {quality:>10}{note}")
+    return "\n".join(lines)

@@ -1,0 +1,240 @@
+"""Running the bench: find the images, measure each (codec, quality, image), in parallel or not.
+
+One measurement encodes an image at one quality, decodes the bytes and compares the result
+with the original (`eval_metrics.measure`); the rate is ``8 * len(bytes) / pixels``, so every
+header and container byte counts. Images are compared as 8-bit RGB: Pillow's
+``convert("RGB")`` of whatever the file holds (alpha dropped, greyscale replicated).
+
+`run` yields measurements as they finish, from the cache first, then from the codecs:
+in this process for one job, else in a pool of worker processes (spawned, not forked, so a
+loaded model or thread pool is never copied mid-state; each worker ignores Ctrl-C, which the
+parent handles by cancelling what has not started and keeping what finishes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from neco.plugins.eval_cache import ResultCache, cache_key
+from neco.plugins.eval_codecs import Codec, make_codec
+from neco.plugins.eval_metrics import measure
+
+# Images held decoded in each process, so a codec sweeping qualities does not re-read them.
+PIXEL_CACHE_IMAGES = 32
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path
+    name: str  # relative to the data set folder
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Task:
+    spec: str  # codec spec, rebuilt in worker processes
+    codec_label: str
+    key: str
+    image: ImageFile
+    quality: float
+
+
+def find_images(dataset: Path, limit: int | None = None) -> tuple[list[ImageFile], list[tuple[str, str]]]:
+    """The images of a folder (not recursive, sorted by name) or a single image file.
+
+    Returns the images and, for every file Pillow cannot fully decode, (name, reason): a
+    corrupt or truncated image is reported and skipped, never fatal. Files whose extension
+    is not an image format Pillow knows are ignored, as are hidden files.
+    """
+    Image.init()
+    extensions = Image.registered_extensions()
+    if dataset.is_file():
+        candidates = [dataset]
+        root = dataset.parent
+    else:
+        candidates = sorted(p for p in dataset.iterdir()
+                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions)
+        root = dataset
+    images, skipped = [], []
+    for path in candidates:
+        if limit is not None and len(images) >= limit:
+            break
+        name = path.relative_to(root).as_posix()
+        try:
+            data = path.read_bytes()
+            with Image.open(path) as image:
+                image.load()
+                width, height = image.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            skipped.append((name, " ".join(str(exc).split()) or type(exc).__name__))
+            continue
+        images.append(ImageFile(path, name, hashlib.sha256(data).hexdigest(), width, height))
+    return images, skipped
+
+
+@lru_cache(maxsize=PIXEL_CACHE_IMAGES)
+def load_pixels(path: Path, sha256: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of an image (cached by path and content hash)."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    pixels.setflags(write=False)
+    return pixels
+
+
+@lru_cache(maxsize=None)
+def _codec(spec: str) -> Codec:
+    return make_codec(spec)
+
+
+def measure_one(codec: Codec, image: ImageFile, quality: float) -> dict:
+    """Encode, decode and measure one image at one quality: one row of the per-image CSV."""
+    original = load_pixels(image.path, image.sha256)
+    start = time.perf_counter()
+    data = codec.encode(original, quality)
+    encoded = time.perf_counter()
+    decoded = codec.decode(data)
+    done = time.perf_counter()
+    if decoded.shape != original.shape or decoded.dtype != np.uint8:
+        raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {original.shape} uint8")
+    height, width = original.shape[:2]
+    return {"image": image.name, "width": width, "height": height, "quality": quality,
+            "bytes": len(data), "bpp": 8 * len(data) / (width * height), **measure(original, decoded),
+            "encoding_time": encoded - start, "decoding_time": done - encoded}
+
+
+def _work(spec: str, image: ImageFile, quality: float) -> dict:
+    """One task, in whichever process runs it; a codec failure becomes an ``error`` row."""
+    try:
+        return measure_one(_codec(spec), image, quality)
+    except Exception as exc:  # noqa: BLE001 - one codec failing on one image must not end the run
+        return {"image": image.name, "quality": quality,
+                "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+
+
+def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # pragma: no cover - spawned workers have not imported it yet
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], images: list[ImageFile]) -> list[Task]:
+    """Tasks in codec, quality, image order, so a codec's results complete one after another."""
+    tasks = []
+    for label, (codec, qualities) in codecs.items():
+        version, settings = codec.version(), codec.settings()
+        spec = codec.name + ":" + ",".join(f"{k}={v}" for k, v in codec.overrides.items())
+        for quality in qualities:
+            for image in images:
+                key = cache_key(codec.name, version, settings, quality, image.sha256)
+                tasks.append(Task(spec, label, key, image, quality))
+    return tasks
+
+
+def run(tasks: list[Task], cache: ResultCache, jobs: int = 1) -> Iterator[tuple[Task, dict, bool]]:
+    """Yield (task, row, cached) for every task; new rows (not errors) go into the cache."""
+    pending = []
+    for task in tasks:
+        row = cache.get(task.key)
+        if row is None:
+            pending.append(task)
+        else:
+            yield task, row, True
+    if jobs <= 1:
+        for task in pending:
+            row = _work(task.spec, task.image, task.quality)
+            _store(cache, task, row)
+            yield task, row, False
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    futures = {}
+    try:
+        futures = {pool.submit(_work, t.spec, t.image, t.quality): t for t in pending}
+        order = {future: i for i, future in enumerate(futures)}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=order.__getitem__):
+                row = future.result()
+                _store(cache, futures[future], row)
+                yield futures[future], row, False
+    except BaseException:
+        # Ctrl-C (or the consumer stopping): start nothing new, keep what the workers finish.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, task in futures.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                _store(cache, task, future.result())
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _store(cache: ResultCache, task: Task, row: dict) -> None:
+    if "error" not in row:
+        cache.put(task.key, row)
+
+
+class Progress:
+    """Progress on stderr: a redrawn status line on a terminal, plain log lines elsewhere."""
+
+    def __init__(self, total: int, echo: Callable[..., None], tty: bool) -> None:
+        self.total, self.done, self.fresh = total, 0, 0
+        self.echo, self.tty = echo, tty
+        self.start = time.monotonic()
+        self._line = ""
+
+    def advance(self, what: str, cached: bool) -> None:
+        self.done += 1
+        self.fresh += not cached
+        if self.tty:
+            self._draw(what)
+
+    def log(self, line: str) -> None:
+        if self.tty and self._line:
+            self.echo("\r\x1b[K", nl=False, err=True)
+        self.echo(line, err=True)
+        if self.tty and self._line:
+            self.echo(self._line, nl=False, err=True)
+
+    def _draw(self, what: str) -> None:
+        width = 24
+        filled = width * self.done // max(self.total, 1)
+        elapsed = time.monotonic() - self.start
+        left = self.total - self.done
+        eta = ""
+        if self.fresh and left:
+            seconds = elapsed / self.fresh * left
+            eta = f"  ~{_duration(seconds)} left"
+        self._line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  {what}{eta}"
+        self.echo("\r\x1b[K" + self._line, nl=False, err=True)
+
+    def close(self) -> None:
+        if self.tty and self._line:
+            self.echo("\r\x1b[K", nl=False, err=True)
+            self._line = ""
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,97 @@
+"""Codecs and cache of `neco eval`: round trips, specs, settings that reproduce the references."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neco.plugins.eval_cache import ResultCache, cache_key
+from neco.plugins.eval_codecs import CODECS, AvifCodec, NecoCodec, make_codec
+from neco.plugins.eval_metrics import psnr_rgb
+
+from conftest import SHARED, photo_crop
+
+CLASSICAL = [name for name in CODECS if name != "neco"]
+
+
+def usable(name: str):
+    codec = make_codec(name)
+    reason = codec.unavailable()
+    if reason:
+        pytest.skip(f"{name} unavailable here: {reason}")
+    return codec
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_classical_codec_round_trip(name):
+    codec = usable(name)
+    pixels = photo_crop(64, 48, index=1)
+    low, high = (codec.default_qualities[i] for i in (0, -1))
+    small, large = codec.encode(pixels, low), codec.encode(pixels, high)
+    assert isinstance(small, bytes) and len(small) < len(large)
+    decoded = codec.decode(large)
+    assert decoded.shape == pixels.shape and decoded.dtype == np.uint8
+    assert psnr_rgb(pixels, decoded) > 25
+    assert codec.version()
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_default_grid_and_settings_are_those_of_the_measured_references(name):
+    path = SHARED / "reference" / "kodak" / f"{name}-measured.json"
+    if not path.is_file():
+        pytest.skip("no reference curves")
+    reference = json.loads(path.read_text())
+    codec = make_codec(name)
+    assert list(codec.default_qualities) == reference["results"]["quality"]
+    for key, value in codec.settings().items():
+        assert f"{key}={value}" in reference["description"]
+
+
+def test_spec_options_are_typed_and_named():
+    codec = make_codec("AVIF:speed=6, subsampling=4:4:4")
+    assert isinstance(codec, AvifCodec)
+    assert codec.settings() == {"speed": 6, "subsampling": "4:4:4"}
+    assert codec.label == "avif-speed6-subsampling444"
+    assert make_codec("avif").label == "avif"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mp3", "unknown codec 'mp3'"),
+    ("webp:quality=4", "no option 'quality'"),
+    ("webp:method", "not KEY=VALUE"),
+])
+def test_bad_specs_are_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        make_codec(spec)
+
+
+def test_quality_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="0-100"):
+        make_codec("jpeg").check_quality(101)
+
+
+def test_neco_codec_names_its_model_and_weights():
+    from neco.codec import registry
+    codec = NecoCodec()
+    assert codec.unavailable() is None
+    assert codec.settings()["model"] == registry.DEFAULT_IMAGE_MODEL
+    assert registry.digest(registry.DEFAULT_IMAGE_MODEL).hex()[:16] in codec.version()
+    assert "no model" in NecoCodec(model="no-such-model").unavailable()
+
+
+def test_cache_key_covers_codec_version_settings_quality_and_content():
+    base = ("avif", "libavif 1", {"speed": 4}, 50, "ab" * 32)
+    key = cache_key(*base)
+    for i, other in enumerate(("webp", "libavif 2", {"speed": 6}, 51, "cd" * 32)):
+        changed = list(base)
+        changed[i] = other
+        assert cache_key(*changed) != key
+    assert cache_key(*base) == key
+
+
+def test_cache_keeps_rows_across_sessions(tmp_path):
+    with ResultCache(tmp_path) as cache:
+        cache.put("k", {"bpp": 0.5, "psnr-rgb": float("inf")})
+    with ResultCache(tmp_path) as cache:
+        assert cache.get("k") == {"bpp": 0.5, "psnr-rgb": float("inf")}
+        assert cache.get("missing") is None and len(cache) == 1
