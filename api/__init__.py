@@ -105,6 +105,10 @@ def info(data: bytes) -> dict:
     container = read_container(_as_bytes(data))
     h = container.header
     names = {int(t): t.name for t in ChunkType}
+    frames = max(1, sum(c.type == ChunkType.FRAME for c in container.chunks))
+    video = {}
+    if h.kind.name == "VIDEO":
+        video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames}
     return {
         "kind": h.kind.name.lower(),
         "width": h.width,
@@ -115,7 +119,8 @@ def info(data: bytes) -> dict:
         "weights_digest": h.weights_digest.hex(),
         "num_frames": h.num_frames,
         "size_bytes": len(data),
-        "bpp": 8 * len(data) / (h.width * h.height),
+        "bpp": 8 * len(data) / (h.width * h.height * frames),  # per frame
+        **video,
         "version": container.version,
         "chunks": [{"type": names.get(c.type, str(c.type)), "length": len(c.payload)} for c in container.chunks],
         "skipped_chunks": [{"type": c.type, "offset": c.offset, "length": c.length}
@@ -154,7 +159,7 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
 def open(source, *, device: str = "cpu"):  # noqa: A001 (like PIL.Image.open)
     """A `neco.codec.api.FrameReader` over a `.neco` file (path) or binary stream (a pipe works).
 
-    Iterate it for HxWx3 uint8 frames, decoded one at a time; `len(reader)` and
+    Iterate it for HxWx3 uint8 frames, decoded one at a time; `reader.frame_count()` and
     `reader.frame(i)` on files. Use it as a context manager to close a file it opened.
     """
     from neco.codec.api import FrameReader

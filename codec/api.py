@@ -111,7 +111,7 @@ def _search_rate(coder, y0: torch.Tensor, target_bytes: float) -> tuple[bytes, d
     if not len(ends[0][0]) <= target_bytes <= len(ends[1][0]):
         nearest = ends[0] if target_bytes < len(ends[0][0]) else ends[1]
         warnings.warn(f"target rate not reachable; coded at the nearest achievable rate "
-                      f"({len(nearest[0]) / target_bytes:.2f}x the target)", stacklevel=3)
+                      f"({len(nearest[0]) / target_bytes:.2f}x the target)", stacklevel=4)
         return nearest
     lo, hi = 0, coder.max_rate_fx
     best = min(ends, key=lambda c: abs(len(c[0]) - target_bytes))
@@ -142,8 +142,8 @@ def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:
     container = read_container(data)
     header = container.header
     if header.kind != Kind.IMAGE or header.profile != Profile.IMAGE:
-        raise UnsupportedError(f"not a still image (file kind {header.kind.name}, profile {header.profile!r}); "
-                               f"decode frames with neco.open()")
+        raise UnsupportedError(f"a {header.kind.name.lower()} file (profile {header.profile}) is not a still image: "
+                               f"decode its frames with neco.open() (CLI: -f y4m, or a video OUT such as .mp4)")
     frames = [c for c in container.chunks if c.type == ChunkType.FRAME]
     if len(frames) != 1:
         raise CorruptDataError(f"an image file holds exactly one FRAME chunk, found {len(frames)}")
@@ -246,13 +246,15 @@ class FrameReader:
             for pixels in reader:              # (H, W, 3) uint8, one frame decoded at a time
                 ...
             reader.frame(10)                   # random access (files and other seekable streams)
+            reader.frame_count()
 
-    Iterating streams: it works on pipes and holds one frame at a time. `len(reader)` and
-    `frame(i)` need a seekable input: the frame offsets come from one pass over the container
-    (CRCs checked, no model runs) that also verifies the INDEX chunk; a FRAME is then read at
-    its offset. Still images (kind IMAGE) read as a one-frame stream. Greyscale files decode to
-    three equal channels, as `decode_array` does. The header, model and weights are checked
-    before any model runs; `icc_profile` / `exif` are filled in as their chunks are read.
+    Iterating streams: it works on pipes and holds one frame at a time. `frame_count()` (when
+    the header does not declare it) and `frame(i)` need a seekable input: the frame offsets
+    come from one pass over the container (CRCs checked, no frame decoded) that also verifies
+    the INDEX chunk; a FRAME is then read at its offset. Still images (kind IMAGE) read as a
+    one-frame stream. Greyscale files decode to three channels, as `decode_array` does. The
+    header, model and weights are checked before any model runs; `icc_profile` / `exif` are
+    filled in as their chunks are read.
     """
 
     def __init__(self, stream: BinaryIO, *, device: str = "cpu", close_stream: bool = False) -> None:
@@ -285,7 +287,8 @@ class FrameReader:
             if chunk.type == ChunkType.FRAME:
                 yield self._decode(chunk.payload)
 
-    def __len__(self) -> int:
+    def frame_count(self) -> int:
+        """Number of frames: from the header, else counted (seekable inputs only)."""
         return self.header.num_frames or len(self._frame_offsets())
 
     def frame(self, index: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``neco`` command line: ``encode``, ``decode`` and ``info``.
+"""The ``neco`` command line: ``encode``, ``decode``, ``info``, ``eval`` and ``list``.
 
 A thin shell over the public API (`neco.encode`, `neco.decode`, `neco.info`). What it adds is
 the behaviour people expect from a file tool:
@@ -8,7 +8,9 @@ the behaviour people expect from a file tool:
 - Outputs are written atomically: bytes go to a temporary file in the output's directory,
   which is renamed over the output only once everything succeeded. On any failure --
   an error, a full disk, Ctrl-C -- the temporary file is removed and the output is untouched.
-  Data for stdout is produced completely before the first byte is written.
+  Data for stdout is produced completely before the first byte is written -- except for frame
+  sequences (Y4M / raw / video in, ``-f y4m`` out), which stream frame by frame
+  (`neco.plugins.video_cli`); a failure midway leaves a stream that reads as truncated.
 - Expected failures (a corrupt or unsupported file, a missing input, an unreadable image,
   an OS error) print one line, ``neco: error: <message>``, on stderr and exit with status 1;
   Ctrl-C prints one line and exits with 130. Usage errors exit with 2, as click does.
@@ -33,7 +35,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import neco
+from neco.plugins import av_io, video_cli
 from neco.plugins.eval_cli import eval_command
+from neco.plugins.registry import list_command
 
 STDIO = "-"
 EXIT_ERROR = 1
@@ -101,13 +105,18 @@ def _about(path: str, stream: str) -> Iterator[None]:
         raise CliError(f"{_display(path, stream)}: {_describe(exc)}") from exc
 
 
+def _stdin() -> Any:
+    """Binary stdin, refused when it is a terminal."""
+    stdin = click.open_file(STDIO, "rb")
+    if stdin.isatty():
+        raise CliError("refusing to read binary data from a terminal; pipe a file into stdin")
+    return stdin
+
+
 def _read_input(path: str) -> bytes:
     """All bytes of a file, or of stdin for ``-``."""
     if path == STDIO:
-        stdin = click.open_file(STDIO, "rb")
-        if stdin.isatty():
-            raise CliError("refusing to read binary data from a terminal; pipe a file into stdin")
-        return stdin.read()
+        return _stdin().read()
     with open(path, "rb") as f:
         return f.read()
 
@@ -257,24 +266,42 @@ def cli() -> None:
     default=None,
     help="Target rate in bits per pixel (searched); excludes --quality.",
 )
+@click.option("--model", metavar="NAME", default=None,
+              help="Model id (see `neco list`)  [default: the shipped image model].")
 @_device_option
 @_force_option
+@video_cli.encode_options
 def encode(
     input_path: str,
     output_path: str,
     quality: float | None,
     bpp: float | None,
+    model: str | None,
     device: str,
     force: bool,
+    **sequence: Any,
 ) -> None:
-    """Encode the image IN (any format Pillow reads) into the .neco file OUT."""
+    """Encode the image or frame sequence IN into the .neco file OUT.
+
+    IN is an image (any format Pillow reads), a Y4M stream (ffmpeg -f yuv4mpegpipe), raw
+    frames (--input-format rawvideo) or a video file (PyAV). Frame sequences are coded frame
+    by frame and stream to OUT.
+    """
     if quality is not None and bpp is not None:
         raise click.UsageError("--quality and --bpp are mutually exclusive")
     _check_output(output_path, force)
     start = time.perf_counter()
-    image = _open_image(input_path, _read_input(input_path))
     with _about(input_path, "stdin"):
-        data = neco.encode(image, quality=quality, bpp=bpp, device=device)
+        source = video_cli.open_source(input_path, sequence, _stdin() if input_path == STDIO else None)
+        if isinstance(source, video_cli.FrameSource):
+            summary = video_cli.encode_source(source, output_path, force, quality=quality, bpp=bpp, device=device,
+                                              model=model)
+    if isinstance(source, video_cli.FrameSource):
+        click.echo(f"{_display(input_path, 'stdin')} -> {_display(output_path, 'stdout')}: {summary}", err=True)
+        return
+    image = _open_image(input_path, _read_input(input_path) if source is None else source)
+    with _about(input_path, "stdin"):
+        data = neco.encode(image, quality=quality, bpp=bpp, device=device, model=model)
     _write_output(output_path, data, force)
     elapsed = time.perf_counter() - start
     width, height = image.size
@@ -295,29 +322,47 @@ def encode(
     "fmt",
     metavar="FORMAT",
     default=None,
-    help="Output image format (png, jpg, webp, tiff, ...); default: from OUT's extension. "
-    "Required when OUT is -.",
+    help="Output format: an image format (png, jpg, webp, tiff, ...), y4m, or a video container "
+    "(mp4, mkv, webm, mov, avi); default: from OUT's extension. Required when OUT is -.",
 )
 @click.option("--reference", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Original image: also print the RGB PSNR of the decoded image against it.")
+@click.option("--vcodec", default=av_io.DEFAULT_VCODEC, show_default=True,
+              help="Encoder of a video OUT (libx264, libx265, libsvtav1, ffv1, ...).")
+@click.option("--pix-fmt", type=click.Choice(list(av_io.PIX_FMTS)), default=None,
+              help="Chroma of y4m / video output  [default: yuv420p; yuv444p for odd sizes].")
 @_device_option
 @_force_option
-def decode(input_path: str, output_path: str, fmt: str | None, reference: str | None, device: str,
-           force: bool) -> None:
-    """Decode the .neco file IN into the image OUT."""
+def decode(input_path: str, output_path: str, fmt: str | None, reference: str | None, vcodec: str,
+           pix_fmt: str | None, device: str, force: bool) -> None:
+    """Decode the .neco file IN into the image OUT, or its frames into Y4M / a video file."""
+    target = video_cli.video_target(output_path, fmt)
+    if target is not None:
+        if reference is not None:
+            raise click.UsageError("--reference applies to image output")
+        _check_output(output_path, force)
+        start = time.perf_counter()
+        with contextlib.ExitStack() as stack, _about(input_path, "stdin"):
+            stream = _stdin() if input_path == STDIO else stack.enter_context(open(input_path, "rb"))
+            reader = neco.open(stream, device=device)
+            count = video_cli.decode_to(target, reader, output_path, force, vcodec=vcodec, pix_fmt=pix_fmt)
+        header = reader.header
+        click.echo(f"{_display(input_path, 'stdin')} -> {_display(output_path, 'stdout')}: {count} frame(s) "
+                   f"{header.width}x{header.height}, {target}, {time.perf_counter() - start:.1f} s", err=True)
+        return
     save_format = _save_format(output_path, fmt)
     _check_output(output_path, force)
     start = time.perf_counter()
     data = _read_input(input_path)
     with _about(input_path, "stdin"):
         image = neco.decode(data, device=device)
+    quality = f", {_psnr(reference, image)}" if reference else ""
     options = {key: image.info[key] for key in ("icc_profile", "exif") if image.info.get(key)}
     buffer = io.BytesIO()
     image.save(buffer, format=save_format, **options)
     _write_output(output_path, buffer.getvalue(), force)
     elapsed = time.perf_counter() - start
     width, height = image.size
-    quality = f", {_psnr(reference, image)}" if reference else ""
     click.echo(
         f"{_display(input_path, 'stdin')} -> {_display(output_path, 'stdout')}: "
         f"{width}x{height} {image.mode}, {len(data):,} bytes in ({8 * len(data) / (width * height):.3f} bpp)"
@@ -414,6 +459,7 @@ def info(path: str, as_json: bool) -> None:
 
 
 cli.add_command(eval_command)
+cli.add_command(list_command)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

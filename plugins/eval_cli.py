@@ -114,8 +114,8 @@ def _bd_report(curves: list[report.Curve], anchors: list[report.Curve], metric: 
         report.write_atomic(out_dir / "bd-rate.txt", text + "\n")
         method = "Bjøntegaard delta, pchip interpolation over the overlapping range; " \
                  "bd-rate in % at equal quality, bd-quality in dB at equal rate (MS-SSIM in dB)"
-        report.write_atomic(out_dir / "bd-rate.json",
-                            json.dumps({"metric": metric, "method": method, "anchors": tables}, indent=2) + "\n")
+        saved = {"metric": metric, "method": method, "anchors": tables}
+        report.write_atomic(out_dir / "bd-rate.json", json.dumps(saved, indent=2) + "\n")
 
 
 def _plots(curves: list[report.Curve], anchors: list[report.Curve], out_dir: Path, title: str) -> None:
@@ -162,10 +162,15 @@ def _run(dataset: Path, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
     rows: dict[str, list[dict]] = {label: [] for label in codecs}
     curves = []
     progress = Progress(len(tasks), click.echo, click.get_text_stream("stderr").isatty())
+
+    def on_interrupt(running: int) -> None:
+        plural = "s" if running > 1 else ""
+        progress.log(f"interrupted; waiting for the {running} measurement{plural} already handed to workers")
+
     with ResultCache(out_dir) as cache:
         cached_before = len(cache)
         try:
-            for task, row, cached in run(tasks, cache, jobs):
+            for task, row, cached in run(tasks, cache, jobs, on_interrupt):
                 progress.advance(f"{task.codec_label} q={task.quality:g} {task.image.name}", cached)
                 if "error" in row:
                     progress.log(f"neco: warning: {task.codec_label} q={task.quality:g} "
@@ -196,14 +201,15 @@ def _run(dataset: Path, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
 def _write_codec(codec: Codec, points: list[float], rows: list[dict], dataset: Path, jobs: int,
                  out_dir: Path, progress) -> report.Curve:
     ok = [r for r in rows if "error" not in r]
-    n_images = len({r["image"] for r in rows})
-    description = (f"{codec.describe()}; mean over the {n_images} images of {dataset.resolve().name} of per-image bpp "
-                   f"(file bytes*8/pixels), RGB PSNR, BT.709 Y PSNR and RGB MS-SSIM; encoding/decoding "
-                   f"seconds per image on this machine ({jobs} job{'s' if jobs > 1 else ''})")
     extra = {"codec": {"name": codec.name, "version": codec.version(), "settings": codec.settings()},
              "dataset": str(dataset)}
-    result, left_out = report.summarize(codec.label, description, points, ok, extra)
+    result, left_out = report.summarize(codec.label, "", points, ok, extra)
+    result["description"] = (
+        f"{codec.describe()}; mean over the {result['images']} images of {dataset.resolve().name} of "
+        "per-image bpp (file bytes*8/pixels), RGB PSNR, BT.709 Y PSNR and RGB MS-SSIM; encoding/decoding "
+        f"seconds per image on this machine ({jobs} job{'s' if jobs > 1 else ''})")
     if left_out:
+        n_images = len({r["image"] for r in rows})
         progress.log(f"neco: warning: {codec.label}: {len(left_out)} of {n_images} images left out of "
                      f"the means (failed at some quality): {', '.join(left_out)}")
     json_path, csv_path = out_dir / f"{codec.label}.json", out_dir / f"{codec.label}.csv"

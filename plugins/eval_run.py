@@ -147,8 +147,13 @@ def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], images: list[ImageF
     return tasks
 
 
-def run(tasks: list[Task], cache: ResultCache, jobs: int = 1) -> Iterator[tuple[Task, dict, bool]]:
-    """Yield (task, row, cached) for every task; new rows (not errors) go into the cache."""
+def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
+        on_interrupt: Callable[[int], None] | None = None) -> Iterator[tuple[Task, dict, bool]]:
+    """Yield (task, row, cached) for every task; new rows (not errors) go into the cache.
+
+    On Ctrl-C with worker processes, `on_interrupt` hears how many measurements are still
+    running: they are waited for and cached before the KeyboardInterrupt goes on.
+    """
     pending = []
     for task in tasks:
         row = cache.get(task.key)
@@ -178,6 +183,9 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1) -> Iterator[tuple[
                 yield futures[future], row, False
     except BaseException:
         # Ctrl-C (or the consumer stopping): start nothing new, keep what the workers finish.
+        running = sum(f.running() for f in futures)
+        if on_interrupt is not None and running:
+            on_interrupt(running)
         pool.shutdown(wait=True, cancel_futures=True)
         for future, task in futures.items():
             if future.done() and not future.cancelled() and future.exception() is None:

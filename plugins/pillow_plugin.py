@@ -9,6 +9,11 @@ Follows the conventions of Pillow's own plugins (``QoiImagePlugin``, ``WebPImage
   `OSError` Pillow users expect from a codec that failed;
 - `_save` reads ``quality``, ``bpp`` and ``device`` from ``im.encoderinfo`` and writes
   `neco.encode` bytes; ``icc_profile`` / ``exif`` given to ``save`` override those of the image.
+- Video files are multi-frame images: ``n_frames``, ``is_animated``, ``seek()`` / ``tell()``, and
+  ``info["duration"]`` (ms per frame) when the frame rate is known. `load` decodes only the
+  current frame, read at its offset (`neco.codec.api.FrameReader`); ``n_frames`` of a stream
+  that did not declare its count costs one pass over the container (no frame is decoded).
+  ``save(..., save_all=True, append_images=[...], duration=40)`` writes a video.
 
 Registration is explicit, via `register` (``import neco`` calls it), as pillow-heif does.
 
@@ -20,13 +25,15 @@ Registration is explicit, via `register` (``import neco`` calls it), as pillow-h
 
 from __future__ import annotations
 
+from fractions import Fraction
 from io import BytesIO
+import itertools
 from typing import IO
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageSequence
 
 import neco
-from neco.formats import MAGIC, ContainerReader, NecoError, PixelFormat
+from neco.formats import MAGIC, ContainerReader, Kind, NecoError, PixelFormat
 
 FORMAT = "NECO"
 EXTENSION = ".neco"
@@ -54,15 +61,68 @@ class NecoImageFile(ImageFile.ImageFile):
         except NecoError as exc:
             raise SyntaxError(f"not a valid neco file: {exc}") from exc
         # What neco.decode returns: greyscale files decode to L, everything else to RGB. A
-        # stream this build cannot decode (video, say) still opens; load() raises OSError.
+        # stream this build cannot decode (another profile, say) still opens; load() raises OSError.
         self._size = (header.width, header.height)
         self._mode = "L" if header.pixel_format == PixelFormat.GRAY8 else "RGB"
         self._neco_offset = start
         self.info["neco_model_id"] = header.model_id
         self.tile = [ImageFile._Tile("neco", (0, 0, *self.size), start)]
+        self._neco_video = header.kind == Kind.VIDEO
+        if self._neco_video:
+            self._neco_frame = 0
+            self._neco_count = header.num_frames or None  # None: counted on first use
+            self._neco_reader = None
+            # Keep the file open for later frames; close() closes it (Pillow closes _fp).
+            self._fp = self.fp
+            self._close_exclusive_fp_after_loading = False
+            if header.frame_rate:
+                self.info["duration"] = float(1000 / header.frame_rate)
+
+    @property
+    def n_frames(self) -> int:
+        if not self._neco_video:
+            return 1
+        if self._neco_count is None:
+            self._neco_count = self._frames().frame_count()
+        return self._neco_count
+
+    @property
+    def is_animated(self) -> bool:
+        return self.n_frames > 1
+
+    def seek(self, frame: int) -> None:
+        if not self._seek_check(frame):
+            return
+        self._neco_frame = frame
+        self.tile = [ImageFile._Tile("neco", (0, 0, *self.size), frame)]
+
+    def tell(self) -> int:
+        return self._neco_frame if self._neco_video else 0
+
+    def _frames(self):
+        """The FrameReader over the open file (built once; it checks the model on creation)."""
+        if self._neco_reader is None:
+            try:
+                self._fp.seek(self._neco_offset)
+                self._neco_reader = neco.open(self._fp)
+            except NecoError as exc:
+                raise OSError(f"cannot decode neco video: {exc}") from exc
+        return self._neco_reader
+
+    def _load_frame(self) -> None:
+        try:
+            pixels = self._frames().frame(self._neco_frame)
+        except NecoError as exc:
+            raise OSError(f"cannot decode frame {self._neco_frame} of neco video: {exc}") from exc
+        if self.mode == "L":
+            pixels = pixels.mean(axis=2).round().astype("uint8")
+        self.fp = BytesIO(pixels.tobytes())
+        self.tile = [ImageFile._Tile("raw", (0, 0, *self.size), 0, self.mode)]
 
     def load(self) -> Image.core.PixelAccess | None:
-        if self.tile and self.tile[0].codec_name == "neco":
+        if self._neco_video and self.tile and self.tile[0].codec_name == "neco":
+            self._load_frame()
+        elif self.tile and self.tile[0].codec_name == "neco":
             assert self.fp is not None
             self.fp.seek(self._neco_offset)
             data = self.fp.read()
@@ -111,9 +171,30 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     fp.write(data)
 
 
+def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    """``save_all=True``: every frame of `im`, then ``append_images``, as a video `.neco`.
+
+    The frame rate comes from ``duration`` (ms per frame; encoderinfo, else im.info) when given.
+    """
+    options = im.encoderinfo
+    duration = options.get("duration", im.info.get("duration"))
+    rate = None
+    if isinstance(duration, (int, float)) and duration > 0:
+        rate = Fraction(1000) / Fraction(duration).limit_denominator(1000)
+    frames = itertools.chain(ImageSequence.Iterator(im), options.get("append_images", []))
+    try:
+        neco.encode_frames(frames, fp, quality=options.get("quality"), bpp=options.get("bpp"), frame_rate=rate,
+                           device=options.get("device", "cpu"))
+    except ValueError:
+        raise
+    except NecoError as exc:
+        raise OSError(f"cannot encode neco video: {exc}") from exc
+
+
 def register() -> None:
     """Register ``.neco`` with Pillow (open, save, extension, MIME); safe to call twice."""
     Image.register_open(FORMAT, NecoImageFile, _accept)
     Image.register_save(FORMAT, _save)
+    Image.register_save_all(FORMAT, _save_all)
     Image.register_extension(FORMAT, EXTENSION)
     Image.register_mime(FORMAT, MIME)

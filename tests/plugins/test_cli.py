@@ -96,6 +96,24 @@ def test_encode_decode_round_trip(tmp_path, png_file):
     assert leftovers(tmp_path) == []
 
 
+def test_decode_reference_prints_psnr(tmp_path, png_file, neco_bytes):
+    coded = tmp_path / "in.neco"
+    coded.write_bytes(neco_bytes)
+    result = run("decode", str(coded), str(tmp_path / "back.png"), "--reference", str(png_file))
+    assert result.exit_code == 0, result.stderr
+    expected = psnr(neco.decode_array(neco_bytes), smooth_image())
+    assert f"PSNR {expected:.2f} dB" in result.stderr
+
+
+def test_decode_reference_of_other_size_is_an_error(tmp_path, neco_bytes):
+    coded, other = tmp_path / "in.neco", tmp_path / "other.png"
+    coded.write_bytes(neco_bytes)
+    other.write_bytes(png_bytes(smooth_image(10, 10)))
+    result = run("decode", str(coded), str(tmp_path / "back.png"), "--reference", str(other))
+    assert result.exit_code == 1 and "differs" in result.stderr
+    assert not (tmp_path / "back.png").exists()
+
+
 def test_stdin_stdout(neco_bytes):
     result = run("encode", "-", "-", input=png_bytes(smooth_image()))
     assert result.exit_code == 0, result.stderr

@@ -1,0 +1,266 @@
+"""Frame sequences on the command line: what ``neco encode`` / ``neco decode`` add for video.
+
+Inputs of ``neco encode`` (chosen in this order):
+
+- ``--input-format rawvideo --size WxH --pix-fmt rgb24|yuv420p [--rate R]``: headerless frames;
+- a stream starting with ``YUV4MPEG2`` (``ffmpeg ... -f yuv4mpegpipe -``), from stdin or a file;
+- an image Pillow reads (the still-image path of the CLI; stdin that is not Y4M is an image);
+- any other file: a video through PyAV (``--frames START:STOP``, ``--scale WxH``).
+
+A frame sequence becomes a VIDEO `.neco` of independent intra frames, written frame by frame:
+memory does not grow with the number of frames. To a file it is written atomically like every
+CLI output (temporary file, renamed at the end); to stdout it streams, so a failure midway
+leaves a stream without END, which every reader reports as truncated.
+
+Outputs of ``neco decode`` besides images: ``-f y4m`` (or OUT ending in ``.y4m``) writes Y4M,
+frame by frame, also to stdout; OUT ending in ``.mp4``, ``.mkv``, ``.webm``, ``.mov``, ``.avi``
+(or ``-f mp4`` ...) is encoded by PyAV with ``--vcodec`` (default libx264). Still images work
+too (one frame).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+import itertools
+import os
+import re
+import secrets
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import click
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from neco.formats import CorruptDataError, UnsupportedError
+
+from . import av_io, y4m
+
+if TYPE_CHECKING:
+    from neco.codec.api import FrameReader
+
+STDIO = "-"
+Y4M_NAMES = ("y4m", "yuv4mpegpipe")
+
+
+def _parse_size(text: str | None, what: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX:]\s*(\d+)\s*", text)
+    if not match or not all(0 < int(v) <= y4m.MAX_DIMENSION for v in match.groups()):
+        raise click.BadParameter(f"expected WIDTHxHEIGHT (1 to {y4m.MAX_DIMENSION}), got {text!r}",
+                                 param_hint=what)
+    return int(match[1]), int(match[2])
+
+
+def _parse_rate(text: str | None) -> Fraction | None:
+    if text is None:
+        return None
+    try:
+        rate = Fraction(text.replace(":", "/").strip())
+    except (ValueError, ZeroDivisionError):
+        rate = None
+    if rate is None or rate <= 0 or rate.numerator >= 2**32 or rate.denominator >= 2**32:
+        raise click.BadParameter(f"expected a positive rate such as 25, 29.97 or 30000/1001, got {text!r}",
+                                 param_hint="'--rate'")
+    return rate
+
+
+def _parse_frames(text: str | None) -> tuple[int, int | None]:
+    """``START:STOP`` (either may be empty; STOP exclusive) -> (start, stop)."""
+    if text is None:
+        return 0, None
+    match = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", text)
+    start, stop = (int(match[1] or 0), int(match[2]) if match[2] else None) if match else (0, 0)
+    if not match or (stop is not None and stop <= start):
+        raise click.BadParameter(f"expected START:STOP frame numbers with STOP > START (e.g. 0:96), got {text!r}",
+                                 param_hint="'--frames'")
+    return start, stop
+
+
+def encode_options(function: Any) -> Any:
+    """The options of ``neco encode`` for frame sequences (raw, Y4M, video files)."""
+    options = [
+        click.option("--input-format", type=click.Choice(["auto", "rawvideo"]), default="auto", show_default=True,
+                     help="auto: Y4M by its magic, else an image, else a video file (PyAV); "
+                          "rawvideo: headerless frames (needs --size and --pix-fmt)."),
+        click.option("--size", metavar="WxH", default=None, help="Frame size of rawvideo input."),
+        click.option("--pix-fmt", type=click.Choice(list(y4m.RAW_PIX_FMTS)), default=None,
+                     help="Pixel format of rawvideo input (yuv420p: BT.601 limited range)."),
+        click.option("--rate", metavar="R", default=None,
+                     help="Frame rate (25, 29.97, 30000/1001): of rawvideo input, or overriding the input's."),
+        click.option("--frames", "frame_range", metavar="START:STOP", default=None,
+                     help="Code only frames START (from 0) to STOP (exclusive) of a frame sequence."),
+        click.option("--scale", metavar="WxH", default=None, help="Resize the frames of a frame sequence."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@dataclass
+class FrameSource:
+    """Frames to encode, with what the header needs to know before the first one."""
+    frames: Iterable[np.ndarray]
+    width: int
+    height: int
+    frame_rate: Fraction | None
+    kind: str
+
+
+def open_source(path: str, options: dict[str, Any], stdin: BinaryIO | None) -> FrameSource | bytes | None:
+    """What IN holds: a FrameSource, or for a still image the bytes read from stdin (or None
+    for a file: the image path reads it). `stdin` is the binary stdin when IN is ``-``."""
+    size = _parse_size(options.get("size"), "'--size'")
+    scale = _parse_size(options.get("scale"), "'--scale'")
+    rate = _parse_rate(options.get("rate"))
+    frame_range = _parse_frames(options.get("frame_range"))
+    if options.get("input_format") == "rawvideo":
+        if size is None or options.get("pix_fmt") is None:
+            raise click.UsageError("--input-format rawvideo needs --size WxH and --pix-fmt")
+        stream = stdin if path == STDIO else _open_file(path)
+        reader = y4m.RawReader(stream, *size, options["pix_fmt"], rate)
+        return _shaped(reader, size, rate, "rawvideo", frame_range, scale)
+    if size is not None or options.get("pix_fmt") is not None:
+        raise click.UsageError("--size and --pix-fmt describe rawvideo input; add --input-format rawvideo")
+    stream = stdin if path == STDIO else _open_file(path)
+    head = y4m.read_exact(stream, len(y4m.MAGIC))
+    if head == y4m.MAGIC:
+        reader = y4m.Y4MReader(stream, prefix=head)
+        return _shaped(reader, (reader.width, reader.height), rate or reader.frame_rate, "y4m", frame_range, scale)
+    sequence_options = options.get("frame_range") or options.get("scale") or options.get("rate")
+    if path == STDIO:
+        if sequence_options:
+            raise click.UsageError("--frames, --scale and --rate apply to frame sequences; stdin holds an image")
+        return head + stream.read()
+    stream.close()
+    if _is_image(path):
+        if sequence_options:
+            raise click.UsageError("--frames, --scale and --rate apply to frame sequences, not to an image")
+        return None
+    try:
+        reader = av_io.AvReader(path, frame_range, scale)
+    except (UnsupportedError, CorruptDataError) as exc:
+        raise UnsupportedError(f"not an image Pillow can read, nor a video FFmpeg can open ({exc})") from None
+    return FrameSource(reader, reader.width, reader.height, rate or reader.frame_rate, "video")
+
+
+def _open_file(path: str) -> BinaryIO:
+    return open(path, "rb")  # noqa: SIM115 (closed by its reader's end, or by the process)
+
+
+def _is_image(path: str) -> bool:
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, SyntaxError):
+        return False
+    except Image.DecompressionBombError:
+        return True  # an image; the image path reports it
+
+
+def _shaped(frames: Iterable[np.ndarray], size: tuple[int, int], rate: Fraction | None, kind: str,
+            frame_range: tuple[int, int | None], scale: tuple[int, int] | None) -> FrameSource:
+    """Apply --frames and --scale to a frame iterator (PyAV does both itself)."""
+    frames = itertools.islice(frames, *frame_range)
+    if scale is not None and scale != size:
+        frames = (np.asarray(Image.fromarray(f).resize(scale, Image.Resampling.BILINEAR)) for f in frames)
+        size = scale
+    return FrameSource(frames, *size, rate, kind)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, force: bool) -> Iterator[str]:
+    """A temporary path next to `path`, renamed over it when the block succeeds, else removed.
+
+    The same rules as the CLI's other outputs: never replace an existing file without force,
+    and leave nothing behind on any failure (including Ctrl-C).
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if os.path.lexists(path) and not force:
+            raise click.ClickException(f"{click.format_filename(path)} already exists; use -y/--force to overwrite")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def binary_output(path: str, force: bool) -> Iterator[BinaryIO]:
+    """A binary stream for OUT: stdout for ``-`` (written as it comes), else an atomic file."""
+    if path == STDIO:
+        yield click.open_file(STDIO, "wb")
+        return
+    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
+                  bpp: float | None, device: str, model: str | None = None) -> str:
+    """Encode a frame sequence into OUT; returns the summary line."""
+    from neco.codec.api import encode_frames  # torch loads only when a model runs
+    with binary_output(output_path, force) as out:
+        result = encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
+                               device=device, model=model)
+    rate = f" @ {source.frame_rate} fps" if source.frame_rate else ""
+    return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}), "
+            f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes, {result.seconds:.1f} s")
+
+
+def video_target(output_path: str, fmt: str | None) -> str | None:
+    """``"y4m"``, an FFmpeg container name, or None when OUT is an image."""
+    if fmt is not None:
+        key = fmt.lower().lstrip(".")
+        if key in Y4M_NAMES:
+            return "y4m"
+        if f".{key}" in av_io.CONTAINERS:
+            return av_io.CONTAINERS[f".{key}"]
+        return key if key in set(av_io.CONTAINERS.values()) else None
+    if output_path == STDIO:
+        return None
+    suffix = os.path.splitext(output_path)[1].lower()
+    return "y4m" if suffix == ".y4m" else av_io.CONTAINERS.get(suffix)
+
+
+def decode_to(target: str, reader: FrameReader, output_path: str, force: bool, *, vcodec: str,
+              pix_fmt: str | None) -> int:
+    """Decode every frame of `reader` into Y4M or a video file, one frame at a time; returns the count."""
+    header = reader.header
+    if pix_fmt is None:  # 4:2:0 where the size allows it, as players expect
+        pix_fmt = "yuv444p" if header.width % 2 or header.height % 2 else "yuv420p"
+    chroma = pix_fmt.removeprefix("yuv").removesuffix("p")
+    if target == "y4m":
+        with binary_output(output_path, force) as out:
+            writer = y4m.Y4MWriter(out, header.width, header.height, header.frame_rate, chroma)
+            for pixels in reader:
+                writer.write(pixels)
+        return writer.frames_written
+    if output_path == STDIO:
+        raise click.UsageError(f"{target} video cannot stream to stdout; use -f y4m")
+    with atomic_path(output_path, force) as tmp:
+        writer = av_io.AvWriter(tmp, header.width, header.height, header.frame_rate, vcodec, pix_fmt,
+                                container=target)
+        try:
+            for pixels in reader:
+                writer.write(pixels)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    return writer.frames_written
+
+
