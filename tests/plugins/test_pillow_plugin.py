@@ -100,3 +100,9 @@ def test_corrupt_file_raises_pillow_errors(tmp_path, neco_bytes, damage):
     with pytest.raises((SyntaxError, OSError)):
         with Image.open(path) as image:
             image.load()
+
+
+def test_explicit_registration_entry_point():
+    import neco.plugins
+    neco.plugins.register()
+    assert Image.registered_extensions()[".neco"] == "NECO"
