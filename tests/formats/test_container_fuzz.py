@@ -108,10 +108,10 @@ def test_every_single_bit_flip_is_detected():
     assert cases >= 1200
 
 
-def test_hostile_inputs_raise_only_neco_errors():
-    rng = random.Random(SEED)
-    start, cases, accepted = time.perf_counter(), 0, 0
-    for _ in range(400):  # random damage to valid files: byte overwrites, insertions, deletions, splices
+def hostile_cases(rng: random.Random, rounds: int) -> tuple[int, int]:
+    """Run `rounds` rounds of 2,100 hostile cases; return (cases, accepted as valid)."""
+    cases, accepted = 0, 0
+    for _ in range(400 * rounds):  # random damage to valid files: byte overwrites, insertions, deletions, splices
         data = bytearray(rng.choice(BASES))
         for _ in range(rng.randint(1, 4)):
             pos = rng.randrange(len(data))
@@ -126,22 +126,35 @@ def test_hostile_inputs_raise_only_neco_errors():
                 data[pos:] = rng.choice(BASES)[rng.randrange(40):]
         accepted += outcome(bytes(data)) is None
         cases += 1
-    for _ in range(600):  # random header fields behind a valid header CRC
+    for _ in range(600 * rounds):  # random header fields behind a valid header CRC
         accepted += outcome(random_header(rng) + random_chunks(rng)) is None
         cases += 1
-    for _ in range(600):  # a valid header, then random chunks with valid CRCs and lying lengths
+    for _ in range(600 * rounds):  # a valid header, then random chunks with valid CRCs and lying lengths
         accepted += outcome(BASES[0][:32] + random_chunks(rng)) is None
         cases += 1
-    for _ in range(200):  # huge and zero dimensions, behind a valid CRC
+    for _ in range(200 * rounds):  # huge and zero dimensions, behind a valid CRC
         dims = [rng.choice([0, 1, 2**20, 2**20 + 1, 2**32, 2**63, 2**64 - 1]) for _ in range(2)]
         body = b"\x01" + b"".join(map(encode_varint, dims)) + b"\x01\x01\x0bimage-hp-v1abcd"
         head = MAGIC + b"\x01\x00" + encode_varint(len(body)) + body
         accepted += outcome(head + crc(head) + random_chunks(rng)) is None
         cases += 1
-    for _ in range(300):  # random bytes, half of them behind a valid magic and version
+    for _ in range(300 * rounds):  # random bytes, half of them behind a valid magic and version
         prefix = MAGIC + b"\x01\x00" if rng.random() < 0.5 else b""
         accepted += outcome(prefix + rng.randbytes(rng.randint(0, 64))) is None
         cases += 1
+    return cases, accepted
+
+
+def test_hostile_inputs_raise_only_neco_errors():
+    start = time.perf_counter()
+    cases, accepted = hostile_cases(random.Random(SEED), rounds=1)
     assert cases >= 2000
     assert accepted > 0  # some structured cases are valid streams: the generator reaches deep paths
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.slow
+def test_hostile_inputs_at_scale():
+    """>= 100,000 cases from another seed (run with -m slow)."""
+    cases, _ = hostile_cases(random.Random(SEED + 1), rounds=48)
+    assert cases >= 100_000
