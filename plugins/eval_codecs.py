@@ -246,12 +246,17 @@ def make_codec(spec: str) -> Codec:
     """A codec from ``NAME`` or ``NAME:KEY=VALUE,...``; ValueError names what is wrong."""
     name, _, rest = spec.partition(":")
     name = name.strip().lower()
-    if name not in CODECS:
-        raise ValueError(f"unknown codec {name!r} (known: {', '.join(CODECS)})")
+    if name in CODECS:
+        known = CODECS
+    else:  # third-party codecs, from the `neco.codecs` entry point group
+        from .registry import codecs
+        known = codecs()
+    if name not in known:
+        raise ValueError(f"unknown codec {name!r} (known: {', '.join(known)})")
     overrides = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"codec option {item!r} is not KEY=VALUE")
         overrides[key.strip()] = _value(value.strip())
-    return CODECS[name](**overrides)
+    return known[name](**overrides)

@@ -127,6 +127,13 @@ def test_plugin_codec_is_usable(toy_plugin):
     assert np.array_equal(codec.decode(codec.encode(pixels, 50)), pixels)
 
 
+def test_plugin_codec_runs_in_the_bench(toy_plugin):
+    from neco.plugins.eval_codecs import make_codec
+    codec = make_codec("toyraw")
+    pixels = smooth_image(40, 24)
+    assert np.array_equal(codec.decode(codec.encode(pixels, 50)), pixels)
+
+
 def test_broken_and_missing_models_are_model_errors(toy_plugin):
     with pytest.raises(ModelError, match="weights missing"):
         neco.encode(smooth_image(40, 24), model="toy-broken-v1")
