@@ -20,7 +20,7 @@ import torch
 
 from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, Header,
                           InvalidArgumentError, Kind, ModelError, PixelFormat, Profile, UnsupportedError,
-                          decode_index, read_container)
+                          read_container)
 
 from . import registry
 
@@ -309,24 +309,22 @@ class FrameReader:
         return self._decode(chunk.payload)
 
     def _frame_offsets(self) -> list[int]:
-        """Offsets of the FRAME chunks from one checked pass (the INDEX, when present, must match)."""
+        """Offsets of the FRAME chunks from one checked pass (the reader checks that an INDEX,
+        when present, lists exactly these offsets)."""
         if self._offsets is None:
             if self._base is None:
                 raise UnsupportedError("counting or seeking frames needs a seekable input (a file), not a pipe")
             position = self._stream.tell()
             try:
                 self._stream.seek(self._base)
-                reader = ContainerReader(self._stream)
-                frames, index = [], None
-                for chunk in reader:
+                frames = []
+                for chunk in ContainerReader(self._stream):
                     self._note(chunk)
                     if chunk.type == ChunkType.FRAME:
                         frames.append(chunk.offset)
-                    elif chunk.type == ChunkType.INDEX:
-                        index = decode_index(chunk.payload)
             finally:
                 self._stream.seek(position)
-            self._offsets = index if index is not None else frames  # equal: the reader checked at END
+            self._offsets = frames
         return self._offsets
 
     def _note(self, chunk) -> None:

@@ -22,8 +22,7 @@ from neco.formats.varint import decode_varint, encode_varint
 from .constants import ACT_FRAC_BITS, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, finish, new_decoder, new_encoder
 from .image_model import (DOWNSAMPLING, ImageModelConfig, interpolate_levels, interpolate_levels_int,
-                          model_from_frozen, pad_to_multiple)
-from .intnet import IntegerHyperSynthesis, hyper_layers
+                          integer_hyper_synthesis, model_from_frozen, pad_to_multiple)
 
 LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
@@ -63,9 +62,7 @@ class FrozenImageModel:
         self.cfg = cfg
         self.digest = digest
         self.net = model_from_frozen(cfg, tensors).eval()
-        self.hyper = IntegerHyperSynthesis(hyper_layers(cfg.hyper_channels, cfg.latent_channels),
-                                           [tensors[f"h_s_int.{i}.weight"] for i in range(4)],
-                                           [tensors[f"h_s_int.{i}.bias"] for i in range(4)])
+        self.hyper = integer_hyper_synthesis(cfg, tensors)
         self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
         self.z_index = tensors["z_scale_index"]
         self.coder = EntropyCoder(tensors["cdf_tables"].numpy())

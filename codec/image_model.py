@@ -22,7 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .constants import ACT_FRAC_BITS, RATE_FRAC_BITS, SYMBOL_MAX
+from .constants import ACT_FRAC_BITS, NUM_SCALES, RATE_FRAC_BITS, SYMBOL_MAX
 from .intnet import HyperSynthesis, IntegerHyperSynthesis, hyper_layers, scale_from_index_value
 from .layers import SimplifiedGDN, conv, deconv
 
@@ -156,8 +156,15 @@ def frozen_tensors(model: ImageModel) -> dict[str, torch.Tensor]:
         out[f"h_s_int.{i}.bias"] = b.contiguous()
     hig = model.log_hyper_inv_gain.detach().double().exp()
     out["hyper_inv_gain_fx"] = torch.round(hig * 2 ** ACT_FRAC_BITS).to(torch.int64)
-    out["z_scale_index"] = torch.round(model.z_scale_t.detach().double()).clamp(0, 63).to(torch.int64)
+    out["z_scale_index"] = torch.round(model.z_scale_t.detach().double()).clamp(0, NUM_SCALES - 1).to(torch.int64)
     return out
+
+
+def integer_hyper_synthesis(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -> IntegerHyperSynthesis:
+    """The exact integer hyper-decoder stored in frozen tensors (see frozen_tensors)."""
+    layers = hyper_layers(cfg.hyper_channels, cfg.latent_channels)
+    return IntegerHyperSynthesis(layers, [tensors[f"h_s_int.{i}.weight"] for i in range(len(layers))],
+                                 [tensors[f"h_s_int.{i}.bias"] for i in range(len(layers))])
 
 
 def model_from_frozen(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -> ImageModel:
@@ -168,10 +175,7 @@ def model_from_frozen(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -
         if k in state:
             state[k] = v.float()
     model.load_state_dict(state)
-    int_hs = IntegerHyperSynthesis(hyper_layers(cfg.hyper_channels, cfg.latent_channels),
-                                   [tensors[f"h_s_int.{i}.weight"] for i in range(4)],
-                                   [tensors[f"h_s_int.{i}.bias"] for i in range(4)])
-    model.h_s.load_integer(int_hs)
+    model.h_s.load_integer(integer_hyper_synthesis(cfg, tensors))
     with torch.no_grad():
         model.log_hyper_inv_gain.copy_((tensors["hyper_inv_gain_fx"].double() / 2 ** ACT_FRAC_BITS).log())
         model.z_scale_t.copy_(tensors["z_scale_index"].float())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import secrets
 import time
@@ -37,6 +38,7 @@ from PIL import Image, UnidentifiedImageError
 import neco
 from neco.plugins import av_io, video_cli
 from neco.plugins.eval_cli import eval_command
+from neco.plugins.eval_metrics import psnr_rgb
 from neco.plugins.registry import list_command
 
 STDIO = "-"
@@ -377,10 +379,8 @@ def _psnr(reference: str, image: Image.Image) -> str:
         original = _open_image(reference, f.read()).convert("RGB")
     if original.size != image.size:
         raise CliError(f"{click.format_filename(reference)}: size {original.size} differs from the decoded {image.size}")
-    a = np.asarray(original, dtype=np.float64)
-    b = np.asarray(image.convert("RGB"), dtype=np.float64)
-    mse = float(np.mean((a - b) ** 2))
-    return "PSNR inf dB" if mse == 0 else f"PSNR {10 * np.log10(255 ** 2 / mse):.2f} dB (RGB)"
+    value = psnr_rgb(np.asarray(original), np.asarray(image.convert("RGB")))
+    return "PSNR inf dB" if math.isinf(value) else f"PSNR {value:.2f} dB (RGB)"
 
 
 _INFO_ORDER = (
