@@ -9,7 +9,7 @@ SYMBOL_MAX = 1023
 ALPHABET_SIZE = 2 * SYMBOL_MAX + 1
 
 # Integer CDF tables: each row is the frequency of every symbol, summing to 2**CDF_PRECISION.
-# 24 bits is the native model precision of constriction's range coder; every symbol gets at
+# 24 bits is the native model precision of constriction's ANS and range coders; every symbol gets at
 # least frequency 1, so any clamped value stays codable (at <= 24 bits).
 CDF_PRECISION = 24
 

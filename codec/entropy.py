@@ -1,14 +1,20 @@
-"""Entropy core: integer Gaussian CDF tables and the constriction range coder that uses them.
+"""Entropy core: integer Gaussian CDF tables and the constriction ANS coder that uses them.
 
 The tables are built once (`build_gaussian_tables`, float64 erf, then integers) and stored
 with each model; coding only ever reads them. Every latent symbol carries a table index chosen
 by exact integer arithmetic (intnet.py), so encoder and decoder pick the same row on any
 machine, and constriction only receives table rows -- exact integers -- never network floats.
 
-Symbols are grouped by table index and each group is coded with one categorical model
-(constriction.stream.queue, a range coder: first-in first-out, so the decoder reads groups in
-the order they were written). The decoder knows every index before it decodes, so it rebuilds
-the same groups.
+Symbols are grouped by table index and each group is coded with one categorical model. The
+decoder knows every index before it decodes, so it rebuilds the same groups.
+
+The coder is asymmetric numeral systems (constriction.stream.stack.AnsCoder), not a range
+coder, because ANS decoding cannot fail: any 32-bit words, read with any model, decode to some
+symbols, and the only invalid stream (one ending in a zero word) is refused by an explicit check
+in `new_decoder`. A range decoder instead meets "invalid data" states on corrupt input (an
+AssertionError from constriction), so a corrupt file could only be caught by wrapping
+constriction's exception. ANS is last-in first-out: `StreamEncoder` collects the groups in
+decoding order and pushes them in reverse when it finishes.
 """
 
 import math
@@ -75,24 +81,21 @@ class EntropyCoder:
             if e > s:
                 yield int(sorted_idx[s]), order[s:e]
 
-    def encode(self, encoder, symbols: torch.Tensor, indices: torch.Tensor) -> None:
+    def encode(self, encoder: "StreamEncoder", symbols: torch.Tensor, indices: torch.Tensor) -> None:
         """Append symbols (ints in [-SYMBOL_MAX, SYMBOL_MAX]) coded with tables[indices]."""
         sym = symbols.reshape(-1).numpy().astype(np.int32) + SYMBOL_MAX
         idx = indices.reshape(-1).numpy()
         if sym.min(initial=0) < 0 or sym.max(initial=0) >= ALPHABET_SIZE:
             raise ValueError("symbol outside the coder alphabet")
         for index, where in self._groups(idx):
-            encoder.encode(sym[where], self._model(index))
+            encoder.groups.append((sym[where], self._model(index)))
 
     def decode(self, decoder, indices: torch.Tensor) -> torch.Tensor:
         """Decode as many symbols as `indices` holds, in the order `encode` wrote them."""
         idx = indices.reshape(-1).numpy()
         out = np.empty(idx.size, dtype=np.int32)
         for index, where in self._groups(idx):
-            try:
-                out[where] = decoder.decode(self._model(index), where.size)
-            except AssertionError as exc:  # constriction's report of an inconsistent stream
-                raise CorruptDataError("entropy-coded payload is corrupt") from exc
+            out[where] = decoder.decode(self._model(index), where.size)
         return torch.from_numpy(out.astype(np.int64) - SYMBOL_MAX).view(indices.shape)
 
     def cross_entropy_bits(self, symbols: torch.Tensor, indices: torch.Tensor) -> float:
@@ -102,17 +105,29 @@ class EntropyCoder:
         return float(np.sum(CDF_PRECISION - np.log2(freq)))
 
 
-def new_encoder():
-    return constriction.stream.queue.RangeEncoder()
+class StreamEncoder:
+    """Symbol groups in the order the decoder will read them, ANS-coded by `finish`."""
 
+    def __init__(self) -> None:
+        self.groups: list[tuple[np.ndarray, object]] = []
 
-def finish(encoder) -> bytes:
-    """Little-endian bytes of the compressed words (constriction emits native-order uint32)."""
-    return encoder.get_compressed().astype("<u4").tobytes()
+    def finish(self) -> bytes:
+        """Little-endian bytes of the compressed words (constriction emits native-order uint32).
+
+        ANS is a stack: the last group pushed is the first decoded, so groups go in reverse,
+        each with `encode_reverse` so its symbols also come out in order.
+        """
+        coder = constriction.stream.stack.AnsCoder()
+        for symbols, model in reversed(self.groups):
+            coder.encode_reverse(symbols, model)
+        return coder.get_compressed().astype("<u4").tobytes()
 
 
 def new_decoder(data: bytes):
+    """An ANS decoder over a payload's coded words; every stream it accepts decodes."""
     if len(data) % 4:
         raise CorruptDataError("entropy-coded payload length is not a multiple of 4 bytes")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    return constriction.stream.queue.RangeDecoder(words)
+    if words.size and words[-1] == 0:
+        raise CorruptDataError("entropy-coded payload ends in a zero word (no ANS coder writes one)")
+    return constriction.stream.stack.AnsCoder(words)

@@ -3,7 +3,8 @@
 FRAME payload layout for image-hp models (all integers little-endian; see docs/FORMAT.md):
 
     varint rate_fx     rate position, fixed point with RATE_FRAC_BITS fraction bits
-    words              constriction range-coder output, uint32 little-endian:
+    words              constriction ANS (stack) coder output, uint32 little-endian, decoded in
+                       this order:
                        z symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]),
                        then y symbols (M x 4*ceil(H/64) x 4*ceil(W/64), table from h_s(z))
 
@@ -20,7 +21,7 @@ from neco.formats.errors import CorruptDataError, InvalidArgumentError
 from neco.formats.varint import decode_varint, encode_varint
 
 from .constants import ACT_FRAC_BITS, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
-from .entropy import EntropyCoder, finish, new_decoder, new_encoder
+from .entropy import EntropyCoder, StreamEncoder, new_decoder
 from .image_model import (DOWNSAMPLING, ImageModelConfig, interpolate_levels, interpolate_levels_int,
                           integer_hyper_synthesis, model_from_frozen, pad_to_multiple)
 
@@ -99,11 +100,11 @@ class FrozenImageModel:
         mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
         mean = mean_fx.double() / 2 ** ACT_FRAC_BITS
         y_sym = torch.round(y[0].double().cpu() - mean).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
-        enc = new_encoder()
+        enc = StreamEncoder()
         z_idx = self._z_indices(z_sym.shape)
         self.coder.encode(enc, z_sym, z_idx)
         self.coder.encode(enc, y_sym, idx)
-        words = finish(enc)
+        words = enc.finish()
         stats = {"cross_entropy_bits": self.coder.cross_entropy_bits(z_sym, z_idx)
                  + self.coder.cross_entropy_bits(y_sym, idx), "coded_bits": 8 * len(words)}
         return encode_varint(rate_fx) + words, stats

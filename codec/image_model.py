@@ -3,10 +3,10 @@
 Data flow (Ballé et al. 2018, "Variational image compression with a scale hyperprior";
 Minnen et al. 2018 mean-scale prior; Cui et al. 2021 gain units for one model at many rates):
 
-    x ─g_a─► y·gain[r] ─h_a─► z·hgain[r] ─round─► z_sym ──────────────► range coder
+    x ─g_a─► y·gain[r] ─h_a─► z·hgain[r] ─round─► z_sym ──────────────► ANS coder
                 │                                   │
                 │               integer h_s(z_sym · hinv[r]) ─► mean, scale index
-                └──────── round(y - mean) ─► y_sym ─────────────────────► range coder
+                └──────── round(y - mean) ─► y_sym ─────────────────────► ANS coder
     decoder: (y_sym + mean) · inv_gain[r] ─g_s─► x_hat
 
 g_a / g_s / h_a run in float (they decide pixels and encoder choices, not probabilities);

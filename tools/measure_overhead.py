@@ -2,9 +2,9 @@
 
     python tools/measure_overhead.py [--quality 0 50 100] [--limit N]
 
-coding overhead: range-coder output bits vs the ideal code length (cross-entropy) of the same
+coding overhead: ANS-coder output bits vs the ideal code length (cross-entropy) of the same
 symbols under the model's own integer tables; container overhead: file bytes that are not
-range-coder output (magic, header, chunk framing, CRCs, the FRAME's rate varint).
+ANS-coder output (magic, header, chunk framing, CRCs, the FRAME's rate varint).
 """
 
 import argparse

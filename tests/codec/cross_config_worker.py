@@ -1,42 +1,65 @@
-"""Worker for test_cross_config: runs in a fresh process under one CPU configuration.
+"""Worker for test_cross_config: runs in a fresh process under one configuration.
 
-    python cross_config_worker.py EXPECTED_CAPABILITY THREADS encode IN.npy OUT.neco
-    python cross_config_worker.py EXPECTED_CAPABILITY THREADS decode IN.neco OUT.npy
+    python cross_config_worker.py CONFIG_JSON encode OUT_DIR IN.npy...   # at each quality
+    python cross_config_worker.py CONFIG_JSON decode OUT_DIR IN.neco...
 
-Asserts the configuration it runs on (ATEN_CPU_CAPABILITY has no effect once torch has run, so
-each configuration needs its own process), then prints a JSON line with symbol hashes.
+CONFIG_JSON names the CPU capability the process must see, the thread count, torch's
+deterministic mode, the synthesis/analysis tile edge in latents (null = the default) and the
+device. The worker asserts what it runs on (ATEN_CPU_CAPABILITY has no effect once torch has
+run, so each configuration needs its own process), then prints one JSON line mapping each
+file to the hash of its decoded symbols: by name after `encode`, and as DIR/NAME (its folder
+and name) after `decode`, which also saves the pixels as OUT_DIR/DIR--NAME.npy.
 """
 
 import hashlib
 import json
+from pathlib import Path
 import sys
 
 import numpy as np
 import torch
 
 import neco
-from neco.codec import registry
+from neco.codec import image_codec, registry
 from neco.formats import read_container
 
+QUALITIES = (10, 90)
 
-def main(expected_capability, threads, action, src, dst):
-    torch.set_num_threads(int(threads))
-    capability = torch.backends.cpu.get_cpu_capability()
-    assert capability == expected_capability, (capability, expected_capability)
-    assert torch.get_num_threads() == int(threads)
-    if action == "encode":
-        data = neco.encode(np.load(src), quality=50)
-        open(dst, "wb").write(data)
-    else:
-        data = open(src, "rb").read()
+
+def symbols_digest(data: bytes) -> str:
     container = read_container(data)
     h = container.header
-    coder = registry.get_model(h.model_id)
-    _, z, y, mean = coder.decode_latents(container.chunks[0].payload, h.height, h.width)
-    digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in (z, y, mean))).hexdigest()
-    if action == "decode":
-        np.save(dst, neco.decode_array(data))
-    print(json.dumps({"capability": capability, "threads": threads, "symbols": digest}))
+    _, z, y, mean = registry.get_model(h.model_id).decode_latents(container.chunks[0].payload,
+                                                                h.height, h.width)
+    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in (z, y, mean))).hexdigest()
+
+
+def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
+    config = json.loads(config_json)
+    torch.set_num_threads(config["threads"])
+    torch.use_deterministic_algorithms(config["deterministic"])
+    if config["tile"]:
+        image_codec.TILE_LATENTS = config["tile"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert capability == config["capability"], (capability, config["capability"])
+    assert torch.get_num_threads() == config["threads"]
+    assert torch.are_deterministic_algorithms_enabled() == config["deterministic"]
+    device = config["device"]
+    assert device == "cpu" or torch.cuda.is_available()
+    out, digests = Path(out_dir), {}
+    for path in map(Path, paths):
+        if action == "encode":
+            pixels = np.load(path)
+            for q in QUALITIES:
+                data = neco.encode(pixels, quality=q, device=device)
+                name = f"{path.stem}-q{q}.neco"
+                (out / name).write_bytes(data)
+                digests[name] = symbols_digest(data)
+        else:
+            data = path.read_bytes()
+            digests[f"{path.parent.name}/{path.name}"] = symbols_digest(data)
+            np.save(out / f"{path.parent.name}--{path.stem}.npy", neco.decode_array(data, device=device))
+    print(json.dumps(digests))
 
 
 if __name__ == "__main__":

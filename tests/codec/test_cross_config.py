@@ -1,8 +1,14 @@
-"""Encode under one CPU configuration, decode under another: symbols identical, pixels within 1.
+"""Encode under one configuration, decode under every other: symbols identical, pixels within 1.
 
-Each configuration is a fresh subprocess (ATEN_CPU_CAPABILITY is read once, when torch starts).
+The configurations differ in every axis that could change floating-point results: CPU
+capability (DEFAULT vs the best this CPU has), threads (1 vs 2), torch's deterministic mode,
+tile size (default vs tiny tiles, so tile seams move) and device (CPU vs CUDA; the CUDA
+configuration is skipped without a GPU but stays in the matrix). Each runs in a fresh
+subprocess (cross_config_worker.py) that asserts what it runs on. The default suite codes two
+small photo crops at two qualities; `-m slow` codes all 24 Kodak images at two qualities.
 """
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -10,37 +16,88 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
 from conftest import photo_crop
 
 WORKER = Path(__file__).with_name("cross_config_worker.py")
+KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kodak"
 BEST = torch.backends.cpu.get_cpu_capability()
-CONFIGS = {"default-1thread": ("DEFAULT", "default", 1), "best-2threads": (BEST, None, 2)}
+CONFIGS = {
+    "default-1thread": dict(capability="DEFAULT", threads=1, deterministic=False, tile=None, device="cpu"),
+    "best-2threads-deterministic-tiles3": dict(capability=BEST, threads=2, deterministic=True, tile=3,
+                                               device="cpu"),
+    "cuda": dict(capability=BEST, threads=2, deterministic=False, tile=None, device="cuda"),
+}
+AVAILABLE = [name for name, c in CONFIGS.items() if c["device"] == "cpu" or torch.cuda.is_available()]
+PAIRS = [pytest.param(a, b, marks=pytest.mark.skipif(not {a, b} <= set(AVAILABLE), reason="no CUDA device"))
+         for a, b in itertools.permutations(CONFIGS, 2)]
 
 
-def _run(config, action, src, dst):
-    expected, env_cap, threads = CONFIGS[config]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+def _run(config: str, action: str, out_dir: Path, paths: list[Path]) -> dict[str, str]:
+    cfg = CONFIGS[config]
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
     env.pop("ATEN_CPU_CAPABILITY", None)
-    if env_cap:
-        env["ATEN_CPU_CAPABILITY"] = env_cap
-    out = subprocess.run([sys.executable, str(WORKER), expected, str(threads), action, str(src), str(dst)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    if cfg["capability"] == "DEFAULT":
+        env["ATEN_CPU_CAPABILITY"] = "default"
+    out = subprocess.run([sys.executable, str(WORKER), json.dumps(cfg), action, str(out_dir), *map(str, paths)],
+                         env=env, capture_output=True, text=True, timeout=3600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("enc_cfg,dec_cfg", [("default-1thread", "best-2threads"),
-                                             ("best-2threads", "default-1thread")])
-def test_decode_across_configurations(tmp_path, enc_cfg, dec_cfg):
-    if BEST == "DEFAULT":
-        pytest.skip("this CPU has no vector capability beyond DEFAULT")
-    np.save(tmp_path / "in.npy", photo_crop(200, 136, index=3))
-    enc = _run(enc_cfg, "encode", tmp_path / "in.npy", tmp_path / "x.neco")
-    dec = _run(dec_cfg, "decode", tmp_path / "x.neco", tmp_path / "out_a.npy")
-    same = _run(enc_cfg, "decode", tmp_path / "x.neco", tmp_path / "out_b.npy")
-    assert enc["symbols"] == dec["symbols"] == same["symbols"]
-    a, b = np.load(tmp_path / "out_a.npy"), np.load(tmp_path / "out_b.npy")
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+def _matrix(root: Path, images: dict[str, np.ndarray]) -> dict:
+    """Encode the images in every available configuration, then decode every file in every
+    configuration; returns {(enc, dec): [(file, enc symbols, dec symbols, pixels)]}."""
+    src = root / "src"
+    src.mkdir()
+    for name, pixels in images.items():
+        np.save(src / f"{name}.npy", pixels)
+    encoded = {}
+    for enc in AVAILABLE:
+        (root / enc).mkdir()
+        encoded[enc] = _run(enc, "encode", root / enc, sorted(src.glob("*.npy")))
+    files = [root / enc / f for enc in AVAILABLE for f in sorted(encoded[enc])]
+    results = {}
+    for dec in AVAILABLE:
+        out = root / f"decoded-{dec}"
+        out.mkdir()
+        decoded = _run(dec, "decode", out, files)
+        for enc in AVAILABLE:
+            results[enc, dec] = [(f, encoded[enc][f], decoded[f"{enc}/{f}"],
+                                  np.load(out / f"{enc}--{f.removesuffix('.neco')}.npy"))
+                                 for f in sorted(encoded[enc])]
+    return results
+
+
+def _check(results: dict, enc: str, dec: str) -> None:
+    mismatches = [f for f, enc_sym, dec_sym, _ in results[enc, dec] if enc_sym != dec_sym]
+    assert not mismatches, f"symbols differ for {mismatches}"
+    for (f, _, _, a), (_, _, _, b) in zip(results[enc, enc], results[enc, dec]):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, f
+
+
+@pytest.fixture(scope="module")
+def photo_matrix(tmp_path_factory):
+    return _matrix(tmp_path_factory.mktemp("cross"), {"crop": photo_crop(200, 136, index=3),
+                                                      "odd": photo_crop(97, 61, index=5)})
+
+
+@pytest.mark.parametrize("enc,dec", PAIRS)
+def test_decode_across_configurations(photo_matrix, enc, dec):
+    _check(photo_matrix, enc, dec)
+
+
+@pytest.fixture(scope="module")
+def kodak_matrix(tmp_path_factory):
+    images = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(KODAK.glob("*.png"))}
+    assert len(images) == 24
+    return _matrix(tmp_path_factory.mktemp("kodak"), images)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("enc,dec", PAIRS)
+def test_kodak_across_configurations(kodak_matrix, enc, dec):
+    _check(kodak_matrix, enc, dec)
