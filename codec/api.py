@@ -23,6 +23,7 @@ from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDa
                           read_container)
 
 from . import registry
+from .refine import MAX_REFINE_PIXELS, check_effort
 
 # Largest image accepted, in pixels: Pillow's decompression-bomb warning limit.
 MAX_PIXELS = 89_478_485
@@ -63,14 +64,20 @@ def _check_pixels(pixels: np.ndarray) -> None:
 
 def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | None = None, *,
                  pixel_format: PixelFormat = PixelFormat.RGB8, icc_profile: bytes | None = None,
-                 exif: bytes | None = None, device: str = "cpu", model: str | None = None) -> EncodeResult:
-    """Encode an (H, W, 3) uint8 array; `quality` (0-100, default 75) or a target `bpp`."""
+                 exif: bytes | None = None, device: str = "cpu", model: str | None = None,
+                 effort: int = 0) -> EncodeResult:
+    """Encode an (H, W, 3) uint8 array; `quality` (0-100, default 75) or a target `bpp`.
+
+    effort 0..MAX_EFFORT: encoder time spent refining the latents for this image (refine.py);
+    the decoder and the format are the same at every effort.
+    """
     start = time.perf_counter()
     _check_pixels(pixels)
     _check_rate(quality, bpp)
+    check_effort(effort)
     coder = registry.get_model(model or registry.DEFAULT_IMAGE_MODEL)
     h, w = pixels.shape[:2]
-    payload, stats = _code_frame(coder, pixels, quality, bpp, device)
+    payload, stats = _code_frame(coder, pixels, quality, bpp, device, effort)
     header = Header(kind=Kind.IMAGE, width=w, height=h, pixel_format=pixel_format, frame_rate=None,
                     num_frames=1, profile=Profile.IMAGE, model_id=coder.model_id,
                     weights_digest=coder.digest)
@@ -93,21 +100,31 @@ def _check_rate(quality: float | None, bpp: float | None) -> None:
 
 
 def _code_frame(coder, pixels: np.ndarray, quality: float | None, bpp: float | None,
-                device: str) -> tuple[bytes, dict]:
+                device: str, effort: int) -> tuple[bytes, dict]:
     """One (H, W, 3) uint8 frame -> its FRAME payload, at a quality (default 75) or a target bpp."""
     h, w = pixels.shape[:2]
-    y0 = coder.analyse(torch.from_numpy(pixels.copy()).permute(2, 0, 1), device)
+    if effort and h * w > MAX_REFINE_PIXELS:
+        warnings.warn(f"effort {effort} refines images up to {MAX_REFINE_PIXELS:,} pixels; "
+                      f"this {w}x{h} image is coded at effort 0", stacklevel=4)
+        effort = 0
+    x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+    y0 = coder.analyse(x, device)
+
+    def code(rate_fx: int) -> tuple[bytes, dict]:
+        return coder.code_latents(y0, rate_fx, effort, x)
+
     if bpp is None:
-        return coder.code_latents(y0, coder.rate_fx_from_quality(75.0 if quality is None else quality))
-    return _search_rate(coder, y0, bpp * h * w / 8)
+        return code(coder.rate_fx_from_quality(75.0 if quality is None else quality))
+    return _search_rate(coder, code, bpp * h * w / 8)
 
 
-def _search_rate(coder, y0: torch.Tensor, target_bytes: float) -> tuple[bytes, dict]:
-    """Bisect the rate position for the payload closest to target_bytes (size grows with it).
+def _search_rate(coder, code, target_bytes: float) -> tuple[bytes, dict]:
+    """Bisect the rate position for the payload closest to target_bytes (size grows with it);
+    code(rate_fx) codes the frame at a rate position (at the requested effort).
 
     A target beyond the model's range gives the nearest end of the range and a warning.
     """
-    ends = [coder.code_latents(y0, r) for r in (0, coder.max_rate_fx)]
+    ends = [code(r) for r in (0, coder.max_rate_fx)]
     if not len(ends[0][0]) <= target_bytes <= len(ends[1][0]):
         nearest = ends[0] if target_bytes < len(ends[0][0]) else ends[1]
         warnings.warn(f"target rate not reachable; coded at the nearest achievable rate "
@@ -117,7 +134,7 @@ def _search_rate(coder, y0: torch.Tensor, target_bytes: float) -> tuple[bytes, d
     best = min(ends, key=lambda c: abs(len(c[0]) - target_bytes))
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        coded = coder.code_latents(y0, mid)
+        coded = code(mid)
         best = min(best, coded, key=lambda c: abs(len(c[0]) - target_bytes))
         if abs(len(coded[0]) - target_bytes) <= BPP_TOLERANCE * target_bytes:
             break
@@ -169,7 +186,7 @@ class FramesResult:
 def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float | None = None,
                   bpp: float | None = None, *, frame_rate: Fraction | int | None = None,
                   num_frames: int | None = None, pixel_format: PixelFormat = PixelFormat.RGB8,
-                  device: str = "cpu", model: str | None = None) -> FramesResult:
+                  device: str = "cpu", model: str | None = None, effort: int = 0) -> FramesResult:
     """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream, writing each FRAME as it is coded.
 
     Until the video profile exists every frame is an independent intra frame coded by the image
@@ -184,6 +201,7 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
     """
     start = time.perf_counter()
     _check_rate(quality, bpp)
+    check_effort(effort)
     if num_frames is None:
         num_frames = len(frames) if isinstance(frames, Sized) else 0
     iterator = iter(frames)
@@ -203,7 +221,7 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
         if pixels.shape[:2] != (h, w):
             raise InvalidArgumentError(f"frame {count + 1} is {pixels.shape[1]}x{pixels.shape[0]}; "
                                        f"the stream is {w}x{h}")
-        payload, _ = _code_frame(coder, pixels, quality, bpp, device)
+        payload, _ = _code_frame(coder, pixels, quality, bpp, device, effort)
         writer.write_chunk(ChunkType.FRAME, payload)
         count += 1
         _flush(stream)

@@ -22,6 +22,7 @@ from neco.formats.varint import decode_varint, encode_varint
 
 from .constants import ACT_FRAC_BITS, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
+from .refine import refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, interpolate_levels, interpolate_levels_int,
                           integer_hyper_synthesis, model_from_frozen, pad_to_multiple)
 
@@ -62,7 +63,7 @@ class FrozenImageModel:
         self.model_id = model_id
         self.cfg = cfg
         self.digest = digest
-        self.net = model_from_frozen(cfg, tensors).eval()
+        self.net = model_from_frozen(cfg, tensors).eval().requires_grad_(False)
         self.hyper = integer_hyper_synthesis(cfg, tensors)
         self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
         self.z_index = tensors["z_scale_index"]
@@ -91,11 +92,18 @@ class FrozenImageModel:
         return self.z_index.view(-1, 1, 1).expand(shape)
 
     @torch.no_grad()
-    def code_latents(self, y0: torch.Tensor, rate_fx: int) -> tuple[bytes, dict]:
-        """Code analysed latents at a rate position; returns (payload, stats)."""
+    def code_latents(self, y0: torch.Tensor, rate_fx: int, effort: int = 0,
+                     pixels: torch.Tensor | None = None) -> tuple[bytes, dict]:
+        """Code analysed latents at a rate position; returns (payload, stats).
+
+        effort > 0 refines the latents for the image `pixels` ((3,H,W) uint8) first (refine.py).
+        """
         device = y0.device
         y = y0 * interpolate_levels(self.net.log_gain, rate_fx).to(device)[None, :, None, None]
         z = self.net.h_a(y) * interpolate_levels(self.net.log_hyper_gain, rate_fx).to(device)[None, :, None, None]
+        if effort:
+            x = pixels[None].float().to(device) / 255
+            y, z = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
         mean = mean_fx.double() / 2 ** ACT_FRAC_BITS

@@ -210,12 +210,12 @@ def binary_output(path: str, force: bool) -> Iterator[BinaryIO]:
 
 
 def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
-                  bpp: float | None, device: str, model: str | None = None) -> str:
+                  bpp: float | None, device: str, model: str | None = None, effort: int = 0) -> str:
     """Encode a frame sequence into OUT; returns the summary line."""
     from neco.codec.api import encode_frames  # torch loads only when a model runs
     with binary_output(output_path, force) as out:
         result = encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
-                               device=device, model=model)
+                               device=device, model=model, effort=effort)
     rate = f" @ {source.frame_rate} fps" if source.frame_rate else ""
     return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}), "
             f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes, {result.seconds:.1f} s")
