@@ -4,9 +4,11 @@ Every finished measurement (one codec at one quality on one image) is committed 
 arrives, so an interrupted run loses at most the measurements in flight, and running the same
 command again only does what is missing. A measurement is found again by a key that hashes
 everything its numbers depend on: the codec's name, library versions and settings, the
-quality, the SHA-256 of the image file's bytes, and `METRICS_VERSION` (bumped whenever a metric
-changes). A new library, another setting or an edited image therefore misses the cache instead
-of returning stale numbers. SQLite makes each commit atomic, even on Ctrl-C or a crash.
+rate point (a quality, or a target bpp that the codec's quality is searched for), the SHA-256
+of the image file's bytes (for a video, of its bytes, frame count and size), and
+`METRICS_VERSION` (bumped whenever a metric changes). A new library, another setting or an
+edited image therefore misses the cache instead of returning stale numbers. SQLite makes each
+commit atomic, even on Ctrl-C or a crash.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ FILE_NAME = "cache.sqlite"
 METRICS_VERSION = 1
 
 
-def cache_key(codec: str, version: str, settings: dict, quality: float, image_sha256: str) -> str:
-    """A stable key for one measurement (hex SHA-256 of its canonical JSON description)."""
+def cache_key(codec: str, version: str, settings: dict, quality: float, image_sha256: str,
+              target_bpp: bool = False) -> str:
+    """A stable key for one measurement (hex SHA-256 of its canonical JSON description).
+
+    target_bpp: `quality` is a target bpp, not a quality (keys of quality runs are unchanged).
+    """
     what = {"codec": codec, "version": version, "settings": settings, "quality": float(quality),
             "image": image_sha256, "metrics": METRICS_VERSION}
+    if target_bpp:
+        what["point"] = "target-bpp"
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 

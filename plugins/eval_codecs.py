@@ -9,19 +9,29 @@ both calls and measures the rate from the byte count. Each codec also tells
 
 and the last two are part of the bench's cache key, so a new library or another setting is
 measured afresh. A codec is named by a spec, ``NAME`` or ``NAME:KEY=VALUE,...`` (for example
-``avif:speed=6`` or ``neco:model=image-hp-v1``); `make_codec` parses it.
+``avif:speed=6`` or ``neco:model=image-hp-v1``); `make_codec` parses it. `find_quality` finds
+the rate point that lands nearest a target bpp (``neco eval --bpp-grid``).
 
 The classical codecs go through Pillow and its plugins with the settings of
 ``../shared/reference/kodak/*-measured.json``, so a run reproduces those curves: JPEG
 (libjpeg-turbo, Pillow's defaults), WebP (method 6), AVIF (libavif, speed 4, 4:2:0), HEIC
 (pillow-heif, libheif + x265) and JPEG XL (pillow-jxl-plugin, effort 7). Their default
 quality grids are the ones of those files.
+
+Video codecs (``kind = "video"``) take a whole clip, `Frames`, and give a `Bitstream` of
+packets: x264, x265, SVT-AV1 and VP9, FFmpeg's encoders through PyAV (`PyAvCodec`), at a
+constant-quality CRF (their rate point; lower is more bits), 4:2:0, one key frame every ``gop``
+frames, decoded by FFmpeg's decoders (dav1d for AV1).
 """
 
 from __future__ import annotations
 
 import io
+import math
+import os
 import re
+from dataclasses import dataclass
+from fractions import Fraction
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as package_version
 
@@ -35,8 +45,12 @@ class Codec:
     """One codec at fixed settings; subclasses implement `encode` and `decode`."""
 
     name: str = ""
+    kind = "image"  # "image": encode takes an (H, W, 3) uint8 RGB array; "video": `Frames`
     default_qualities: tuple[float, ...] = ()
     options: dict[str, object] = {}  # settings a spec may change, with their defaults
+    quality_name = "quality"  # what a rate point is: a quality, or a CRF for video codecs
+    quality_range: tuple[float, float] = (0, 100)
+    rate_rises_with_quality = True  # False where a higher value means fewer bits (CRF, QP)
 
     def __init__(self, **overrides: object) -> None:
         unknown = sorted(set(overrides) - set(self.options))
@@ -66,8 +80,39 @@ class Codec:
         return f"{self.version()}{' ' + options if options else ''}"
 
     def check_quality(self, quality: float) -> None:
-        if not 0 <= quality <= 100:
-            raise ValueError(f"codec {self.name!r} takes qualities 0-100, got {quality:g}")
+        lo, hi = self.quality_range
+        if not lo <= quality <= hi:
+            raise ValueError(f"codec {self.name!r} takes {self.quality_name} {lo:g}-{hi:g}, got {quality:g}")
+
+    def pixel_count(self, original) -> int:
+        """Pixels per frame times frames: what a byte count is divided by for bits per pixel."""
+        return original.shape[0] * original.shape[1]
+
+    def find_quality(self, original, target_bpp: float) -> float:
+        """The integer rate point whose encoding lands nearest `target_bpp` (in log-rate).
+
+        Bisection over `quality_range` on real encoded sizes, assuming the rate moves one way
+        with the rate point: about log2(range) + 2 encodes. A target beyond the range gives
+        the nearest end.
+        """
+        lo, hi = (int(math.ceil(self.quality_range[0])), int(math.floor(self.quality_range[1])))
+        # Position p = 0..n walks from the fewest bits to the most, whichever way the scale runs.
+        n = hi - lo
+        at = (lambda p: lo + p) if self.rate_rises_with_quality else (lambda p: hi - p)
+        pixels = self.pixel_count(original)
+        rates: dict[int, float] = {}
+
+        def rate(p: int) -> float:
+            if at(p) not in rates:
+                rates[at(p)] = 8 * len(self.encode(original, at(p))) / pixels
+            return rates[at(p)]
+
+        low, high = 0, n
+        if rate(low) < target_bpp < rate(high):
+            while high - low > 1:
+                mid = (low + high) // 2
+                low, high = (mid, high) if rate(mid) < target_bpp else (low, mid)
+        return float(min(rates, key=lambda q: (abs(math.log(rates[q] / target_bpp)), q)))
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
         raise NotImplementedError
@@ -196,11 +241,12 @@ class HeicCodec(Codec):
 
 
 class NecoCodec(Codec):
-    """neco itself, through the public API; the quality passes straight to `neco.encode`."""
+    """neco itself, through the public API; the quality passes straight to `neco.encode`
+    (``neco:effort=2`` measures an encoder effort level)."""
 
     name = "neco"
     default_qualities = NECO_QUALITIES
-    options = {"model": None, "device": "cpu"}  # model None: the default image model
+    options = {"model": None, "device": "cpu", "effort": 0}  # model None: the default image model
 
     def _model(self) -> str:
         from neco.codec import registry
@@ -218,19 +264,216 @@ class NecoCodec(Codec):
         return f"neco {neco.__version__} {self._model()} (weights {registry.digest(self._model()).hex()[:16]})"
 
     def settings(self) -> dict[str, object]:
-        return {"model": self._model(), "device": self.config["device"]}
+        return {"model": self._model(), "device": self.config["device"], "effort": self.config["effort"]}
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
         import neco
-        return neco.encode(pixels, quality=quality, model=self._model(), device=self.config["device"])
+        return neco.encode(pixels, quality=quality, model=self._model(), device=self.config["device"],
+                           effort=self.config["effort"])
+
+    def find_quality(self, original: np.ndarray, target_bpp: float) -> float:
+        """neco's own rate search (``neco.encode(bpp=...)``: one analysis, many codings), read
+        back as a quality from the rate position that opens the FRAME payload (FORMAT.md)."""
+        import warnings
+
+        import neco
+        from neco.codec import registry
+        from neco.formats import ChunkType, decode_varint, read_container
+        with warnings.catch_warnings():  # an unreachable target: the row's bpp shows how far
+            warnings.simplefilter("ignore")
+            data = neco.encode(original, bpp=target_bpp, model=self._model(), device=self.config["device"],
+                               effort=self.config["effort"])
+        payload = next(c.payload for c in read_container(data).chunks if c.type == ChunkType.FRAME)
+        rate_fx, _ = decode_varint(payload)
+        return 100 * rate_fx / registry.get_model(self._model()).max_rate_fx
 
     def decode(self, data: bytes) -> np.ndarray:
         import neco
         return neco.decode_array(data, device=self.config["device"])
 
 
+@dataclass(frozen=True)
+class Frames:
+    """A clip as the video codecs take it: (N, H, W, 3) uint8 RGB frames and their rate."""
+
+    pixels: np.ndarray
+    frame_rate: Fraction
+
+
+@dataclass(frozen=True)
+class Bitstream:
+    """A video encoder's output: packets (pts = frame number, dts, payload) and any headers
+    sent out of band (extradata). Its length is every byte, as a raw stream file holds them."""
+
+    packets: tuple[tuple[int, int | None, bytes], ...]
+    extradata: bytes = b""
+
+    def __len__(self) -> int:
+        return len(self.extradata) + sum(len(payload) for *_, payload in self.packets)
+
+    def frame_bits(self) -> dict[int, int]:
+        """Bits of the packet of each frame, by frame number (extradata apart)."""
+        return {pts: 8 * len(payload) for pts, _dts, payload in self.packets}
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """Decoded frames in display order, their frame numbers and picture types (I, P, B, ...)."""
+
+    pixels: np.ndarray
+    pts: tuple[int, ...]
+    types: tuple[str, ...]
+
+
+VIDEO_PIX_FMT = "yuv420p"
+
+
+def _picture_type(value: object) -> str:
+    """PyAV gives a PictureType, its int value or a letter depending on the version."""
+    if isinstance(value, str):
+        return value
+    from av.video.frame import PictureType
+    return PictureType(int(value)).name
+
+
+class PyAvCodec(Codec):
+    """An FFmpeg video encoder through PyAV at a constant-quality CRF, decoded by FFmpeg.
+
+    Frames go in as RGB, are converted to 4:2:0 by swscale (BT.601, limited range: FFmpeg's
+    default, also used on the way back) and carry pts = frame number, so each packet and each
+    decoded frame is matched to its source frame. Encode and decode times include these
+    conversions. Frame-level threads are fixed by the ``threads`` option, as encoders' choices
+    (and sizes) can depend on them.
+    """
+
+    kind = "video"
+    quality_name = "crf"
+    rate_rises_with_quality = False
+    encoder = ""
+    decoders: tuple[str, ...] = ()  # the first one this FFmpeg has decodes
+
+    def unavailable(self) -> str | None:
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            return "PyAV is not installed (pip install 'neco[video]')"
+        if not _av_has(self.encoder, "w"):
+            return f"this PyAV's FFmpeg has no {self.encoder} encoder"
+        if self._decoder() is None:
+            return f"this PyAV's FFmpeg has no decoder for it ({', '.join(self.decoders)})"
+        return None
+
+    def _decoder(self) -> str | None:
+        return next((name for name in self.decoders if _av_has(name, "r")), None)
+
+    def version(self) -> str:
+        import av
+        lavc = ".".join(map(str, av.library_versions["libavcodec"]))
+        return f"PyAV {av.__version__} {self.encoder} (libavcodec {lavc}), decoder {self._decoder()}"
+
+    def pixel_count(self, original: Frames) -> int:
+        n, height, width = original.pixels.shape[:3]
+        return n * height * width
+
+    def encoder_options(self, quality: float) -> dict[str, object]:
+        """The encoder's private options (FFmpeg names) at a CRF."""
+        raise NotImplementedError
+
+    def encode(self, original: Frames, quality: float) -> Bitstream:
+        import av
+        height, width = original.pixels.shape[1:3]
+        context = av.CodecContext.create(self.encoder, "w")
+        context.width, context.height, context.pix_fmt = width, height, VIDEO_PIX_FMT
+        context.framerate = original.frame_rate
+        context.time_base = 1 / original.frame_rate
+        context.gop_size = int(self.config["gop"])
+        context.thread_count = int(self.config["threads"])
+        context.bit_rate = 0  # constant quality: no bitrate target
+        context.options = {key: str(value) for key, value in self.encoder_options(quality).items()}
+        packets = []
+        for index, rgb in enumerate(original.pixels):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = frame.reformat(format=VIDEO_PIX_FMT)
+            frame.pts = index
+            packets += context.encode(frame)
+        packets += context.encode(None)
+        return Bitstream(tuple((p.pts, p.dts, bytes(p)) for p in packets), bytes(context.extradata or b""))
+
+    def decode(self, data: Bitstream) -> DecodedVideo:
+        import av
+        context = av.CodecContext.create(self._decoder(), "r")
+        context.thread_count = int(self.config["threads"])
+        if data.extradata:
+            context.extradata = data.extradata
+        frames = []
+        for pts, dts, payload in data.packets:
+            packet = av.Packet(payload)
+            packet.pts, packet.dts = pts, dts
+            frames += context.decode(packet)
+        frames += context.decode(None)
+        frames.sort(key=lambda f: f.pts)
+        pixels = np.stack([f.to_ndarray(format="rgb24") for f in frames]) if frames else np.empty((0, 0, 0, 3))
+        types = tuple(_picture_type(f.pict_type) for f in frames)
+        return DecodedVideo(pixels, tuple(f.pts for f in frames), types)
+
+
+def _av_has(name: str, mode: str) -> bool:
+    import av
+    try:
+        av.codec.Codec(name, mode)
+    except ValueError:  # PyAV's UnknownCodecError
+        return False
+    return True
+
+
+class X264Codec(PyAvCodec):
+    name = "x264"
+    default_qualities = (20, 24, 28, 32, 36)
+    quality_range = (0, 51)
+    options = {"preset": "medium", "gop": 32, "threads": 2}
+    encoder, decoders = "libx264", ("h264",)
+
+    def encoder_options(self, quality: float) -> dict[str, object]:
+        return {"crf": quality, "preset": self.config["preset"]}
+
+
+class X265Codec(PyAvCodec):
+    name = "x265"
+    default_qualities = (20, 24, 28, 32, 36)
+    quality_range = (0, 51)
+    options = {"preset": "fast", "gop": 32, "threads": 2}
+    encoder, decoders = "libx265", ("hevc",)
+
+    def encoder_options(self, quality: float) -> dict[str, object]:
+        return {"crf": quality, "preset": self.config["preset"], "x265-params": "log-level=error"}
+
+
+class SvtAv1Codec(PyAvCodec):
+    name = "svtav1"
+    default_qualities = (25, 33, 41, 49, 57)
+    quality_range = (1, 63)
+    options = {"preset": 8, "gop": 32, "threads": 2}
+    encoder, decoders = "libsvtav1", ("libdav1d", "av1")
+
+    def encoder_options(self, quality: float) -> dict[str, object]:
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 logs to stderr; 1: errors only
+        return {"crf": quality, "preset": self.config["preset"]}
+
+
+class Vp9Codec(PyAvCodec):
+    name = "vp9"
+    default_qualities = (24, 32, 40, 48, 56)
+    quality_range = (0, 63)
+    options = {"deadline": "good", "cpu-used": 4, "gop": 32, "threads": 2}
+    encoder, decoders = "libvpx-vp9", ("vp9", "libvpx-vp9")
+
+    def encoder_options(self, quality: float) -> dict[str, object]:
+        return {"crf": quality, "deadline": self.config["deadline"], "cpu-used": self.config["cpu-used"],
+                "row-mt": 1}
+
+
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (NecoCodec, JpegCodec, WebpCodec, AvifCodec, JxlCodec,
-                                                      HeicCodec)}
+                                                      HeicCodec, X264Codec, X265Codec, SvtAv1Codec, Vp9Codec)}
 
 
 def _value(text: str) -> object:

@@ -4,6 +4,9 @@ JSON per codec, as CompressAI's ``eval_model`` writes it and ``../shared/referen
 holds it: ``name``, ``description`` and ``results`` with one value per rate point --
 ``quality``, ``bpp``, ``psnr-rgb``, ``psnr-y``, ``ms-ssim-rgb``, ``encoding_time`` and
 ``decoding_time`` (seconds per image) -- plus ``codec`` (version, settings) and ``dataset``.
+With target bpps as rate points (``--bpp-grid``), ``results.target-bpp`` holds them and
+``results.quality`` the mean quality found. Video results add ``kbps``, bits per frame (by
+picture type) and per-frame values (`eval_video`).
 Each value is the mean over images of the per-image value (bpp from the real byte count),
 the convention of the reference curves. The per-image values go to ``<codec>.csv``.
 
@@ -62,24 +65,30 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values))
 
 
-def summarize(name: str, description: str, qualities: list[float], rows: list[dict],
-              extra: dict | None = None) -> tuple[dict, list[str]]:
+def summarize(name: str, description: str, points: list[float], rows: list[dict],
+              extra: dict | None = None, by_bpp: bool = False, mean_keys: tuple[str, ...] = (),
+              unit: str = "images") -> tuple[dict, list[str]]:
     """The CompressAI-style result of one codec, and the images left out of its means.
 
-    Means are taken over the images measured at every quality, so each rate point averages
-    the same images; an image a codec failed on at some quality is left out (and returned).
+    Means are taken over the images measured at every rate point, so each point averages
+    the same images; an image a codec failed on at some point is left out (and returned).
+    points: qualities, or with by_bpp target bpps (``results.target-bpp``; ``results.quality``
+    is then the mean of the qualities found). mean_keys: more row values to average (video:
+    ``kbps``, bits per frame type). unit: what the count of sources is called.
     """
-    by_quality: dict[float, dict[str, dict]] = {q: {} for q in qualities}
+    point_key = "target_bpp" if by_bpp else "quality"
+    by_point: dict[float, dict[str, dict]] = {p: {} for p in points}
     for row in rows:
-        by_quality.setdefault(row["quality"], {})[row["image"]] = row
-    images = set.union(set(), *(set(by_quality[q]) for q in qualities))
-    complete = sorted(i for i in images if all(i in by_quality[q] for q in qualities))
-    results: dict[str, list] = {"quality": list(qualities)}
-    for key in ("bpp", *METRICS, "encoding_time", "decoding_time"):
-        results[key] = [_finite(_mean([by_quality[q][i][key] for i in complete])) for q in qualities]
+        by_point.setdefault(row[point_key], {})[row["image"]] = row
+    images = set.union(set(), *(set(by_point[p]) for p in points))
+    complete = sorted(i for i in images if all(i in by_point[p] for p in points))
+    results: dict[str, list] = {"target-bpp": list(points)} if by_bpp else {"quality": list(points)}
+    keys = (("quality",) if by_bpp else ()) + ("bpp", *mean_keys, *METRICS, "encoding_time", "decoding_time")
+    for key in keys:
+        results[key] = [_finite(_mean([by_point[p][i].get(key) for i in complete])) for p in points]
     if not any(v is not None for v in results["ms-ssim-rgb"]):
         del results["ms-ssim-rgb"]  # images too small for MS-SSIM
-    result = {"name": name, "description": description, **(extra or {}), "images": len(complete),
+    result = {"name": name, "description": description, **(extra or {}), unit: len(complete),
               "results": results}
     return result, sorted(images - set(complete))
 
@@ -88,12 +97,14 @@ def to_json(result: dict) -> str:
     return json.dumps(result, indent=2) + "\n"
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], columns: tuple[str, ...] = CSV_COLUMNS,
+           order: tuple[str, ...] = ("image", "quality")) -> str:
+    """CSV of `rows` (missing values empty), sorted by the `order` columns."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in sorted(rows, key=lambda r: (r["image"], r["quality"])):
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    for row in sorted(rows, key=lambda r: tuple(r[k] for k in order)):
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return out.getvalue()
 
 

@@ -1,9 +1,15 @@
-"""Running the bench: find the images, measure each (codec, quality, image), in parallel or not.
+"""Running the bench: find the images, measure each (codec, rate point, image), in parallel or not.
 
 One measurement encodes an image at one quality, decodes the bytes and compares the result
 with the original (`eval_metrics.measure`); the rate is ``8 * len(bytes) / pixels``, so every
 header and container byte counts. Images are compared as 8-bit RGB: Pillow's
-``convert("RGB")`` of whatever the file holds (alpha dropped, greyscale replicated).
+``convert("RGB")`` of whatever the file holds (alpha dropped, greyscale replicated). With a
+target bpp as the rate point (``--bpp-grid``), the codec first finds the quality that lands
+nearest it (`Codec.find_quality`, untimed); the measurement is then that of this quality.
+
+A source is anything with ``name``, ``sha256`` (its content key), ``load()`` (what the codec
+encodes) and ``measure(original, data, decoded)`` (the row's rate and quality columns): an
+`ImageFile` here, a `eval_video.VideoClip` for video codecs.
 
 `run` yields measurements as they finish, from the cache first, then from the codecs:
 in this process for one job, else in a pool of worker processes (spawned, not forked, so a
@@ -45,14 +51,31 @@ class ImageFile:
     width: int
     height: int
 
+    def load(self) -> np.ndarray:
+        return load_pixels(self.path, self.sha256)
+
+    def measure(self, original: np.ndarray, data: bytes, decoded: np.ndarray) -> dict:
+        if decoded.shape != original.shape or decoded.dtype != np.uint8:
+            raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {original.shape} uint8")
+        height, width = original.shape[:2]
+        return {"width": width, "height": height, "bytes": len(data), "bpp": 8 * len(data) / (width * height),
+                **measure(original, decoded)}
+
 
 @dataclass(frozen=True)
 class Task:
     spec: str  # codec spec, rebuilt in worker processes
     codec_label: str
     key: str
-    image: ImageFile
-    quality: float
+    source: ImageFile  # or an eval_video.VideoClip
+    point: float  # a quality (or CRF), or a target bpp when by_bpp
+    by_bpp: bool = False
+    point_name: str = "q"
+
+    @property
+    def label(self) -> str:
+        """``q=50``, ``crf=28`` or ``bpp=0.25``, for progress lines."""
+        return f"{self.point_name}={self.point:g}"
 
 
 def find_images(dataset: Path, limit: int | None = None) -> tuple[list[ImageFile], list[tuple[str, str]]]:
@@ -102,28 +125,30 @@ def _codec(spec: str) -> Codec:
     return make_codec(spec)
 
 
-def measure_one(codec: Codec, image: ImageFile, quality: float) -> dict:
-    """Encode, decode and measure one image at one quality: one row of the per-image CSV."""
-    original = load_pixels(image.path, image.sha256)
+def measure_one(codec: Codec, source: ImageFile, point: float, by_bpp: bool = False) -> dict:
+    """Encode, decode and measure one source at one rate point: one row of the per-image CSV.
+
+    by_bpp: `point` is a target bpp; the row has the quality found (``quality``) and the
+    target (``target_bpp``). The times are those of the one encode and decode measured.
+    """
+    original = source.load()
+    quality = codec.find_quality(original, point) if by_bpp else point
     start = time.perf_counter()
     data = codec.encode(original, quality)
     encoded = time.perf_counter()
     decoded = codec.decode(data)
     done = time.perf_counter()
-    if decoded.shape != original.shape or decoded.dtype != np.uint8:
-        raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {original.shape} uint8")
-    height, width = original.shape[:2]
-    return {"image": image.name, "width": width, "height": height, "quality": quality,
-            "bytes": len(data), "bpp": 8 * len(data) / (width * height), **measure(original, decoded),
-            "encoding_time": encoded - start, "decoding_time": done - encoded}
+    row = {"image": source.name, "quality": quality, **({"target_bpp": point} if by_bpp else {})}
+    return {**row, **source.measure(original, data, decoded), "encoding_time": encoded - start,
+            "decoding_time": done - encoded}
 
 
-def _work(spec: str, image: ImageFile, quality: float) -> dict:
+def _work(spec: str, source: ImageFile, point: float, by_bpp: bool = False) -> dict:
     """One task, in whichever process runs it; a codec failure becomes an ``error`` row."""
     try:
-        return measure_one(_codec(spec), image, quality)
+        return measure_one(_codec(spec), source, point, by_bpp)
     except Exception as exc:  # noqa: BLE001 - one codec failing on one image must not end the run
-        return {"image": image.name, "quality": quality,
+        return {"image": source.name, ("target_bpp" if by_bpp else "quality"): point,
                 "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
 
 
@@ -134,16 +159,21 @@ def _init_worker(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], images: list[ImageFile]) -> list[Task]:
-    """Tasks in codec, quality, image order, so a codec's results complete one after another."""
+def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], sources: list[ImageFile],
+               by_bpp: bool = False) -> list[Task]:
+    """Tasks in codec, rate point, source order, so a codec's results complete one after another.
+
+    by_bpp: the rate points are target bpps (`Codec.find_quality` finds each source's quality).
+    """
     tasks = []
-    for label, (codec, qualities) in codecs.items():
+    for label, (codec, points) in codecs.items():
         version, settings = codec.version(), codec.settings()
         spec = codec.name + ":" + ",".join(f"{k}={v}" for k, v in codec.overrides.items())
-        for quality in qualities:
-            for image in images:
-                key = cache_key(codec.name, version, settings, quality, image.sha256)
-                tasks.append(Task(spec, label, key, image, quality))
+        point_name = "bpp" if by_bpp else "q" if codec.quality_name == "quality" else codec.quality_name
+        for point in points:
+            for source in sources:
+                key = cache_key(codec.name, version, settings, point, source.sha256, by_bpp)
+                tasks.append(Task(spec, label, key, source, point, by_bpp, point_name))
     return tasks
 
 
@@ -163,7 +193,7 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
             yield task, row, True
     if jobs <= 1:
         for task in pending:
-            row = _work(task.spec, task.image, task.quality)
+            row = _work(task.spec, task.source, task.point, task.by_bpp)
             _store(cache, task, row)
             yield task, row, False
         return
@@ -172,7 +202,7 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
                                initargs=(threads,))
     futures = {}
     try:
-        futures = {pool.submit(_work, t.spec, t.image, t.quality): t for t in pending}
+        futures = {pool.submit(_work, t.spec, t.source, t.point, t.by_bpp): t for t in pending}
         order = {future: i for i, future in enumerate(futures)}
         remaining = set(futures)
         while remaining:

@@ -243,3 +243,33 @@ def test_missing_dataset_and_empty_compare(tmp_path):
     result = neco_eval(tmp_path / "nowhere", "-c", "jpeg", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "no such file or directory" in result.output
     assert neco_eval("--compare").exit_code == 2
+
+
+def test_bpp_grid_compares_codecs_at_matched_rates(dataset, tmp_path):
+    out = tmp_path / "out"
+    result = neco_eval(dataset, "-c", "jpeg", "-c", "webp", "--bpp-grid", "0.5,1", "--bpp-grid", "2",
+                       "-o", out, "--no-plot", "--anchor", "jpeg")  # a codec of the run as the anchor
+    assert result.exit_code == 0, result.output
+    assert "jpeg bpp=0.5:" in result.output and "quality" in result.output
+    for name in ("jpeg", "webp"):
+        saved = json.loads((out / f"{name}.json").read_text())
+        results = saved["results"]
+        assert results["target-bpp"] == [0.5, 1, 2]
+        for target, bpp in zip(results["target-bpp"], results["bpp"]):
+            assert abs(bpp / target - 1) < 0.1, (name, target, bpp)
+        assert results["quality"] == sorted(results["quality"]) and 0 < results["quality"][0] < 100
+        assert "target bpps" in saved["description"]
+        rows = list(csv.DictReader((out / f"{name}.csv").open()))
+        assert len(rows) == 9 and {float(r["target_bpp"]) for r in rows} == {0.5, 1, 2}
+        for row in rows:  # each image on its own quality, each near its target
+            assert abs(float(row["bpp"]) / float(row["target_bpp"]) - 1) < 0.2
+    assert "BD vs jpeg (psnr-rgb" in result.output
+    help_text = neco_eval("--help").output
+    assert "--bpp-grid" in help_text and "matched rates" in help_text
+
+
+def test_bpp_grid_usage_errors(dataset, tmp_path):
+    result = neco_eval(dataset, "-c", "jpeg", "--bpp-grid", "0.5", "-q", "50", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "--quality or --bpp-grid, not both" in result.output
+    result = neco_eval(dataset, "-c", "jpeg", "--bpp-grid", "0,1", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "target bpps must be positive" in result.output

@@ -11,7 +11,7 @@ from neco.plugins.eval_metrics import psnr_rgb
 
 from conftest import SHARED, photo_crop
 
-CLASSICAL = [name for name in CODECS if name != "neco"]
+CLASSICAL = [name for name, codec in CODECS.items() if codec.kind == "image" and name != "neco"]
 
 
 def usable(name: str):
@@ -95,3 +95,50 @@ def test_cache_keeps_rows_across_sessions(tmp_path):
     with ResultCache(tmp_path) as cache:
         assert cache.get("k") == {"bpp": 0.5, "psnr-rgb": float("inf")}
         assert cache.get("missing") is None and len(cache) == 1
+
+
+def _bpp(codec, pixels, quality):
+    return 8 * len(codec.encode(pixels, quality)) / (pixels.shape[0] * pixels.shape[1])
+
+
+def test_jpeg_quality_search_finds_the_nearest_rate(monkeypatch):
+    codec = usable("jpeg")
+    pixels = photo_crop(176, 168, index=2)
+    every = {q: _bpp(codec, pixels, q) for q in range(101)}  # brute force: the right answers
+    encodes = []
+    encode = type(codec).encode
+    monkeypatch.setattr(type(codec), "encode", lambda self, p, q: encodes.append(q) or encode(self, p, q))
+    for target in (0.6, 1.2, 2.5, 4.0):
+        encodes.clear()
+        found = codec.find_quality(pixels, target)
+        nearest = min(every, key=lambda q: abs(np.log(every[q] / target)))
+        assert abs(np.log(every[found] / target)) <= abs(np.log(every[nearest] / target)) + 1e-12
+        assert abs(every[found] / target - 1) < 0.1
+        assert len(encodes) <= 9  # bisection, not a sweep
+    assert codec.find_quality(pixels, 1e-3) == 0 and codec.find_quality(pixels, 1e3) == 100  # ends
+
+
+def test_webp_quality_search_lands_within_tolerance():
+    codec = usable("webp")
+    pixels = photo_crop(176, 168, index=0)
+    for target in (0.5, 1.0, 2.0):
+        achieved = _bpp(codec, pixels, codec.find_quality(pixels, target))
+        assert abs(achieved / target - 1) < 0.12, (target, achieved)
+
+
+def test_neco_quality_search_uses_its_rate_search():
+    import neco
+    pixels = photo_crop(64, 48, index=1)
+    codec = NecoCodec()
+    low, high = _bpp(codec, pixels, 10), _bpp(codec, pixels, 90)
+    target = (low * high) ** 0.5
+    quality = codec.find_quality(pixels, target)
+    assert 10 < quality < 90
+    # The quality read back re-encodes to the very bytes of neco's own search.
+    assert codec.encode(pixels, quality) == neco.encode(pixels, bpp=target)
+
+
+def test_cache_key_tells_target_bpps_from_qualities():
+    base = ("jpeg", "v", {}, 0.5, "ab" * 32)
+    assert cache_key(*base, target_bpp=True) != cache_key(*base)
+    assert cache_key(*base, target_bpp=False) == cache_key(*base)
