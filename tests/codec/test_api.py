@@ -132,3 +132,16 @@ def test_lying_huge_dimensions_fail_fast(photo):
 def test_not_bytes_is_invalid_argument():
     with pytest.raises(neco.InvalidArgumentError):
         neco.decode("a string")
+
+
+def test_pixel_limit_is_configurable(monkeypatch, photo):
+    """neco.codec.api.MAX_PIXELS works like Pillow's Image.MAX_IMAGE_PIXELS, both ways."""
+    from neco.codec import api as codec_api
+    data = neco.encode(photo)
+    monkeypatch.setattr(codec_api, "MAX_PIXELS", photo.shape[0] * photo.shape[1] - 1)
+    with pytest.raises(neco.UnsupportedError, match="exceeds the limit"):
+        neco.decode(data)
+    with pytest.raises(neco.InvalidArgumentError, match="exceeds the limit"):
+        neco.encode(photo)
+    with pytest.raises(neco.InvalidArgumentError, match="exceeds the limit"):
+        neco.encode(Image.fromarray(photo))
