@@ -13,7 +13,7 @@ the behaviour people expect from a file tool:
   Data for stdout is produced completely before the first byte is written -- except for frame
   sequences (Y4M / raw / video in, ``-f y4m`` out), which stream frame by frame
   (`neco.plugins.video_cli`); a failure midway leaves a stream that reads as truncated.
-- Odd images are taken the way a viewer shows them (`neco._to_rgb_array`): EXIF orientation
+- Odd images are taken the way a viewer shows them (`image_input.to_rgb_array`): EXIF orientation
   applied, CMYK to sRGB, 16-bit to 8 bits, palette to RGB, alpha dropped with a warning. An
   animated or multi-page image is a frame sequence: all its frames go into one `.neco`, which
   ``neco decode`` writes back as an animated GIF or WebP (or Y4M, or a video).
@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import neco
+from neco import image_input
 from neco.formats import PixelFormat
 from neco.plugins import av_io, video_cli
 from neco.plugins.eval_cli import eval_command
@@ -262,8 +263,8 @@ def _load_image(image: Image.Image, name: str) -> Image.Image:
     plugins, SyntaxError; both become one line naming the input. 16-bit RGB, which Pillow
     delivers as 8 bits, is only visible before loading: the warning is given here.
     """
-    if neco._high_bit_depth_truncated(image):
-        warnings.warn(neco._HIGH_BIT_DEPTH_WARNING, stacklevel=2)
+    if image_input.high_bit_depth_truncated(image):
+        warnings.warn(image_input.HIGH_BIT_DEPTH_WARNING, stacklevel=2)
     try:
         image.load()
     except (OSError, SyntaxError) as exc:
@@ -318,12 +319,12 @@ def _encode_animation(image: Image.Image, input_path: str, output_path: str, for
     name = _display(input_path, "stdin")
     _check_output(output_path, force, streams=False)
     count = image.n_frames
-    first, stop = video_cli._parse_frames(sequence.get("frame_range"))
+    first, stop = video_cli.parse_frames(sequence.get("frame_range"))
     frames = range(first, min(count, stop) if stop is not None else count)
     if not frames:
         raise CliError(f"{name}: --frames {sequence['frame_range']} selects none of its {count} frames")
-    scale = video_cli._parse_size(sequence.get("scale"), "'--scale'")
-    rate = video_cli._parse_rate(sequence.get("rate")) or _animation_rate(image, frames, name)
+    scale = video_cli.parse_size(sequence.get("scale"), "'--scale'")
+    rate = video_cli.parse_rate(sequence.get("rate")) or _animation_rate(image, frames, name)
     with video_cli.binary_output(output_path, force) as out, _about(input_path, "stdin"):
         result = neco.encode_frames(_animation_frames(image, frames, scale, name), out, frame_rate=rate,
                                     num_frames=len(frames), **coding)
@@ -601,7 +602,7 @@ def _psnr(reference: str, image: Image.Image) -> str:
         original = _open_image(reference, f.read())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # about coding the reference (alpha dropped, ...), not about this decode
-        pixels = neco._to_rgb_array(original)[0]
+        pixels = image_input.to_rgb_array(original)[0]
     if pixels.shape[1::-1] != image.size:
         raise CliError(f"{click.format_filename(reference)}: size {pixels.shape[1::-1]} differs from the decoded "
                        f"{image.size}")

@@ -45,7 +45,7 @@ STDIO = "-"
 Y4M_NAMES = ("y4m", "yuv4mpegpipe")
 
 
-def _parse_size(text: str | None, what: str) -> tuple[int, int] | None:
+def parse_size(text: str | None, what: str) -> tuple[int, int] | None:
     if text is None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*[xX:]\s*(\d+)\s*", text)
@@ -55,7 +55,7 @@ def _parse_size(text: str | None, what: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-def _parse_rate(text: str | None) -> Fraction | None:
+def parse_rate(text: str | None) -> Fraction | None:
     if text is None:
         return None
     try:
@@ -68,7 +68,7 @@ def _parse_rate(text: str | None) -> Fraction | None:
     return rate
 
 
-def _parse_frames(text: str | None) -> tuple[int, int | None]:
+def parse_frames(text: str | None) -> tuple[int, int | None]:
     """``START:STOP`` (either may be empty; STOP exclusive) -> (start, stop)."""
     if text is None:
         return 0, None
@@ -113,10 +113,10 @@ class FrameSource:
 def open_source(path: str, options: dict[str, Any], stdin: BinaryIO | None) -> FrameSource | bytes | None:
     """What IN holds: a FrameSource, or for a still image the bytes read from stdin (or None
     for a file: the image path reads it). `stdin` is the binary stdin when IN is ``-``."""
-    size = _parse_size(options.get("size"), "'--size'")
-    scale = _parse_size(options.get("scale"), "'--scale'")
-    rate = _parse_rate(options.get("rate"))
-    frame_range = _parse_frames(options.get("frame_range"))
+    size = parse_size(options.get("size"), "'--size'")
+    scale = parse_size(options.get("scale"), "'--scale'")
+    rate = parse_rate(options.get("rate"))
+    frame_range = parse_frames(options.get("frame_range"))
     if options.get("input_format") == "rawvideo":
         if size is None or options.get("pix_fmt") is None:
             raise click.UsageError("--input-format rawvideo needs --size WxH and --pix-fmt")

@@ -1,6 +1,6 @@
 """Odd inputs and hostile conditions for ``neco encode`` / ``neco.encode`` (issue 6, item 4: no data lost).
 
-Conversion tests check the exact pixels the codec would be given (`neco._to_rgb_array`, or the
+Conversion tests check the exact pixels the codec would be given (`image_input.to_rgb_array`, or the
 CLI with `neco.encode` replaced by that conversion alone), so they need no model; a few
 end-to-end tests run the real model on tiny images.
 """
@@ -22,6 +22,7 @@ from PIL import Image, ImageCms, ImageOps, ImageSequence
 
 import neco
 from conftest import PSNR_FLOOR, psnr, smooth_image
+from neco import image_input
 from neco.formats import MAGIC, ContainerReader
 from neco.plugins import cli as cli_module
 from neco.plugins.cli import cli
@@ -103,7 +104,7 @@ def converted(image):
     """(pixels, pixel format name, metadata, warning messages) of the codec's input conversion."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pixels, pixel_format, meta = neco._to_rgb_array(image)
+        pixels, pixel_format, meta = image_input.to_rgb_array(image)
     return pixels, pixel_format.name, meta, messages(caught)
 
 
@@ -113,7 +114,7 @@ def recorded(monkeypatch):
     seen = {}
 
     def convert(image, **kwargs):
-        seen["pixels"], seen["format"], seen["meta"] = neco._to_rgb_array(image)
+        seen["pixels"], seen["format"], seen["meta"] = image_input.to_rgb_array(image)
         return STUB
 
     monkeypatch.setattr(neco, "encode", convert)
@@ -126,7 +127,7 @@ def recorded_frames(monkeypatch):
     seen = {}
 
     def convert(frames, stream, quality=None, bpp=None, *, frame_rate=None, num_frames=None, **kwargs):
-        arrays = [neco._to_rgb_array(frame, single_frame=False)[0].copy() for frame in frames]
+        arrays = [image_input.to_rgb_array(frame, single_frame=False)[0].copy() for frame in frames]
         seen.update(frames=arrays, rate=frame_rate, num_frames=num_frames)
         stream.write(STUB)
         height, width = arrays[0].shape[:2]
@@ -202,7 +203,7 @@ def test_sixteen_bit_rgb_png_warns_once_on_the_cli(tmp_path, recorded):
 def test_sixteen_bit_rgb_png_warns_in_the_api():
     samples = np.full((4, 4, 3), 1000, np.uint16)
     pixels, pixel_format, _, said = converted(Image.open(io.BytesIO(png_16bit(samples))))
-    assert pixel_format == "RGB8" and said == [neco._HIGH_BIT_DEPTH_WARNING]
+    assert pixel_format == "RGB8" and said == [image_input.HIGH_BIT_DEPTH_WARNING]
     assert (pixels == 1000 >> 8).all()
 
 

@@ -1,0 +1,126 @@
+"""Lenient reading of damaged multi-frame files: `neco.open(..., strict=False)`."""
+
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+
+from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError,
+                          Kind, write_container)
+
+
+class _Prefixed:
+    """A read-only stream: `head`, then whatever `stream` reads from its current position."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            piece, self._head = self._head[:n], self._head[n:]
+            return piece
+        return self._stream.read(n)
+
+
+class LenientReader:
+    """`neco.open(..., strict=False)`: the frames of a damaged stream that can still be decoded.
+
+    The header must be intact (without it nothing can be decoded). Then each chunk is read on
+    its own, by a `ContainerReader` over the header followed by that chunk, so one chunk's
+    failure does not stop the next:
+
+    - a chunk that fails its CRC (or a FRAME whose payload does not decode) is skipped: its
+      length field is trusted to find the next chunk, and the loss is reported;
+    - a second failure in a row means that length was damaged too: the rest is reported lost;
+    - a stream that ends early (no END) is reported truncated.
+
+    Each loss is a warning as it is found and a line in `lost`. Iteration only (no seeking),
+    so pipes work; the stream-level checks of the strict reader (frame count, INDEX) are not
+    made. Frames decode through `decode_array`, so the model and its weights are checked as
+    in strict mode.
+    """
+
+    def __init__(self, stream, *, device: str = "cpu", close_stream: bool = False) -> None:
+        self._stream, self._device, self._close_stream = stream, device, close_stream
+        reader = ContainerReader(stream)
+        self.header = reader.header
+        self._start = reader.offset  # file offset of the first chunk
+        fresh = io.BytesIO()
+        ContainerWriter(fresh, dataclasses.replace(self.header, num_frames=0))  # writes the header only
+        self._head = fresh.getvalue()  # the header again, declaring no frame count: END closes a one-chunk read
+        self._still = dataclasses.replace(self.header, kind=Kind.IMAGE, frame_rate=None, num_frames=1)
+        self.icc_profile: bytes | None = None
+        self.exif: bytes | None = None
+        self.lost: list[str] = []
+        self._started = False
+
+    def __iter__(self):
+        if self._started:
+            raise InvalidArgumentError("a lenient reader can be iterated only once")
+        self._started = True
+        return self._frames()
+
+    def _frames(self):
+        offset, position, failed, pending = self._start, 0, False, b""
+        while True:
+            first = pending or self._stream.read(1)
+            if not first:
+                self._lose(f"stream truncated at offset {offset}, after {position} frame(s) (no END): "
+                           f"any later frame is lost")
+                return
+            reader = ContainerReader(_Prefixed(self._head + first, self._stream))
+            try:
+                chunk = next(reader, None)
+            except CorruptDataError:  # CRC mismatch, truncation or a bad field in this chunk
+                length = reader.offset - len(self._head)
+                pending = self._stream.read(1)
+                if not pending:
+                    self._lose(f"stream truncated inside the chunk at offset {offset}, after {position} frame(s): "
+                               f"any later frame is lost")
+                    return
+                if failed:
+                    self._lose(f"unreadable from offset {offset} on (a damaged chunk length?): the rest of "
+                               f"the stream is lost")
+                    return
+                if first[0] == ChunkType.FRAME:  # the type byte, unless it is the damaged one
+                    self._lose(f"frame {position} lost: its chunk at offset {offset} ({length} bytes) fails its check")
+                    position += 1
+                else:
+                    self._lose(f"chunk at offset {offset} ({length} bytes) skipped: it fails its check")
+                offset, failed = offset + length, True
+                continue
+            if chunk is None:  # END
+                return
+            start, offset = offset, offset + reader.offset - len(self._head)
+            failed, pending = False, b""
+            if chunk.type == ChunkType.ICC:
+                self.icc_profile = chunk.payload
+            elif chunk.type == ChunkType.EXIF:
+                self.exif = chunk.payload
+            elif chunk.type == ChunkType.FRAME:
+                position += 1
+                try:
+                    pixels = self._decode(chunk.payload)
+                except CorruptDataError as exc:  # intact chunk, payload the coder refuses
+                    self._lose(f"frame {position - 1} lost: its payload at offset {start} does not decode ({exc})")
+                    continue
+                yield pixels
+
+    def _decode(self, payload: bytes) -> np.ndarray:
+        from neco.codec.api import decode_array as _decode_array
+        return _decode_array(write_container(self._still, [(ChunkType.FRAME, payload)]), device=self._device).pixels
+
+    def _lose(self, what: str) -> None:
+        self.lost.append(what)
+        warnings.warn(f"lenient decode: {what}", stacklevel=3)
+
+    def close(self) -> None:
+        if self._close_stream:
+            self._stream.close()
+
+    def __enter__(self) -> "LenientReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
