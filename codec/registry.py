@@ -25,7 +25,7 @@ from importlib import metadata
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 import torch
 
 from neco.formats.errors import ModelError
@@ -91,17 +91,23 @@ def describe(model_id: str) -> dict:
 
 
 def load_tensors(model_id: str, verify: bool = True) -> tuple[ImageModelConfig, dict[str, torch.Tensor]]:
+    """The config and tensors of a shipped model, read once: the bytes whose SHA-256 is checked
+    are the bytes that are parsed."""
+    expected = digest(model_id) if verify else None  # an unknown id fails here
     path = weights_path(model_id)
-    if verify:
-        expected = digest(model_id)
-        if not path.exists():
-            raise ModelError(f"weights file of model {model_id!r} is missing: {path}")
-        if hashlib.sha256(path.read_bytes()).digest() != expected:
-            raise ModelError(f"weights file of model {model_id!r} is damaged (SHA-256 mismatch)")
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    return ImageModelConfig.from_json(meta["config"]), load_file(str(path))
+    if not path.exists():
+        raise ModelError(f"weights file of model {model_id!r} is missing: {path}")
+    data = path.read_bytes()
+    if verify and hashlib.sha256(data).digest() != expected:
+        raise ModelError(f"weights file of model {model_id!r} is damaged (SHA-256 mismatch)")
+    return ImageModelConfig.from_json(_safetensors_metadata(data)["config"]), load(data)
+
+
+def _safetensors_metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors file: an 8-byte little-endian header length, then
+    that many bytes of JSON (the format's specification)."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + size])["__metadata__"]
 
 
 def export(model_id: str, model: ImageModel) -> Path:
