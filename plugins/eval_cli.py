@@ -20,6 +20,12 @@ so codecs compare at matched rates. A video file as DATASET is video mode (`eval
 video codecs code its first ``--frames`` frames at ``--size``; the anchor is the first codec,
 and ``DIR/<codec>.csv`` holds one row per frame.
 
+``--metric`` names the metric of the BD tables (psnr-rgb, psnr-y or ms-ssim-rgb, always
+measured) and asks for perceptual metrics, measured only when named (`eval_perceptual`, from
+``pip install neco[metrics]``): ``ssimulacra2`` and ``flip`` on images and video frames,
+``vmaf`` on video. One whose package is missing, or that does not apply to DATASET, is
+skipped with a warning. They go into the JSON, the CSV and RD plots, not the BD tables.
+
 Anchors and compared curves are result files, named by path or by name in DIR or in the
 reference folder (``--references``, else ``$NECO_REFERENCES``, else
 ``../shared/reference/kodak``). Progress and warnings go to stderr, tables to stdout.
@@ -36,11 +42,13 @@ import click
 
 from neco.plugins import eval_report as report
 from neco.plugins.eval_codecs import CODECS, Codec, make_codec
+from neco.plugins.eval_perceptual import PERCEPTUAL
 from neco.plugins.eval_video import DEFAULT_FRAMES, DEFAULT_SIZE, find_video, is_video
 
 DEFAULT_CODECS = ("neco",)
 DEFAULT_VIDEO_CODECS = ("x264", "x265", "svtav1", "vp9")
 DEFAULT_ANCHOR = "vtm"
+DEFAULT_BD_METRIC = "psnr-rgb"
 PLOT_METRICS = ("psnr-rgb", "ms-ssim-rgb")
 EXIT_INTERRUPTED = 130
 
@@ -128,6 +136,32 @@ def _codecs(specs: tuple[str, ...], points: list[float] | None, kind: str = "ima
     return chosen
 
 
+def _split_metrics(names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """--metric values: (the BD tables' metric, the perceptual metrics asked for, in PERCEPTUAL order)."""
+    bd = sorted({m for m in names if m in report.METRICS}, key=names.index)
+    if len(bd) > 1:
+        raise click.BadParameter(f"BD tables take one of {', '.join(report.METRICS)}, got {', '.join(bd)}",
+                                 param_hint="'--metric'")
+    return (bd[0] if bd else DEFAULT_BD_METRIC), tuple(m for m in PERCEPTUAL if m in names)
+
+
+def _usable_metrics(metrics: tuple[str, ...], kind: str) -> tuple[str, ...]:
+    """The perceptual metrics that apply to this kind of DATASET and are installed; others warned about."""
+    from neco.plugins.eval_perceptual import unavailable
+    usable = []
+    for name in metrics:
+        metric = PERCEPTUAL[name]
+        if kind not in metric.kinds:
+            _warn(f"{name} is a {' / '.join(metric.kinds)} metric: skipped for {kind}s")
+            continue
+        reason = unavailable(name)
+        if reason:
+            _warn(f"metric {name} unavailable: {reason}: skipped")
+            continue
+        usable.append(name)
+    return tuple(usable)
+
+
 def _list_codecs() -> None:
     for name, kind in CODECS.items():
         codec = kind()
@@ -159,8 +193,9 @@ def _bd_report(curves: list[report.Curve], anchors: list[report.Curve], metric: 
 
 
 def _plots(curves: list[report.Curve], anchors: list[report.Curve], out_dir: Path, title: str) -> None:
+    """RD plots of PSNR and MS-SSIM, and of each perceptual metric some curve holds."""
     from neco.plugins.eval_plot import plot_rd
-    for metric in PLOT_METRICS:
+    for metric in (*PLOT_METRICS, *PERCEPTUAL):
         written = plot_rd(curves, anchors, metric, out_dir / f"rd-{metric}", title)
         if written is None:
             _warn("matplotlib is not installed (pip install matplotlib): no RD plots")
@@ -182,6 +217,10 @@ def _group_line(label: str, rows: list[dict]) -> str:
     parts.append(f"{mean('psnr-rgb'):.2f} dB")
     if None not in msssim:
         parts.append(f"MS-SSIM {sum(msssim) / len(msssim):.4f}")
+    for name, metric in PERCEPTUAL.items():
+        values = [r.get(name) for r in ok]
+        if name in ok[0] and None not in values:
+            parts.append(f"{metric.title} {sum(values) / len(values):.{2 if metric.higher_is_better else 4}f}")
     if "target_bpp" in ok[0]:
         parts.append(f"quality {mean('quality'):.1f}")
     parts += [f"encode {mean('encoding_time'):.3f} s", f"decode {mean('decoding_time'):.3f} s"]
@@ -190,7 +229,7 @@ def _group_line(label: str, rows: list[dict]) -> str:
 
 
 def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: Path, jobs: int,
-         verbose: bool, by_bpp: bool, dataset: Path) -> list[report.Curve]:
+         verbose: bool, by_bpp: bool, dataset: Path, metrics: tuple[str, ...] = ()) -> list[report.Curve]:
     """Measure everything (from the cache where possible); write JSON and CSV per codec."""
     from neco.plugins.eval_cache import ResultCache
     from neco.plugins.eval_run import Progress, make_tasks, run
@@ -199,7 +238,9 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
         grid = " ".join(f"{q:g}" for q in points)
         click.echo(f"  {label}: {codec.describe()}; {'target bpp' if by_bpp else codec.quality_name} {grid}",
                    err=True)
-    tasks = make_tasks(codecs, sources, by_bpp)
+    if metrics:
+        click.echo(f"  perceptual metrics: {', '.join(metrics)}", err=True)
+    tasks = make_tasks(codecs, sources, by_bpp, metrics)
     left = {label: len(points) * len(sources) for label, (_codec, points) in codecs.items()}
     groups: dict[tuple[str, float], list[dict]] = {}
     rows: dict[str, list[dict]] = {label: [] for label in codecs}
@@ -230,7 +271,7 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
                 if left[task.codec_label] == 0:
                     codec, points = codecs[task.codec_label]
                     curves.append(_write_codec(codec, points, rows[task.codec_label], sources, dataset, jobs,
-                                               by_bpp, out_dir, progress))
+                                               by_bpp, out_dir, progress, metrics))
         except KeyboardInterrupt:
             progress.close()
             raise _fail(f"interrupted; {len(cache)} measurements are cached in {cache.path} "
@@ -241,7 +282,8 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
     return curves
 
 
-def _description(codec: Codec, result: dict, sources: list, dataset: Path, jobs: int, by_bpp: bool) -> str:
+def _description(codec: Codec, result: dict, sources: list, dataset: Path, jobs: int, by_bpp: bool,
+                 metrics: tuple[str, ...] = ()) -> str:
     machine = f"on this machine ({jobs} job{'s' if jobs > 1 else ''})"
     if codec.kind == "video":
         clip = sources[0]
@@ -260,11 +302,15 @@ def _description(codec: Codec, result: dict, sources: list, dataset: Path, jobs:
         search = "neco's own rate search" if codec.name == "neco" else \
             f"bisection over the integer {codec.quality_name}s on real encoded sizes"
         text += f"; rate points are target bpps, each reached per source by {search} (nearest in log-rate)"
+    if metrics:
+        from neco.plugins.eval_perceptual import version
+        means = "means over frames of per-frame" if codec.kind == "video" else "means of per-image"
+        text += f"; {means} " + ", ".join(f"{PERCEPTUAL[m].title} ({version(m)})" for m in metrics)
     return text
 
 
 def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: list, dataset: Path, jobs: int,
-                 by_bpp: bool, out_dir: Path, progress) -> report.Curve:
+                 by_bpp: bool, out_dir: Path, progress, metrics: tuple[str, ...] = ()) -> report.Curve:
     ok = [r for r in rows if "error" not in r]
     extra = {"codec": {"name": codec.name, "version": codec.version(), "settings": codec.settings()},
              "dataset": str(dataset)}
@@ -278,8 +324,8 @@ def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: l
     else:
         mean_keys, per_frame = (), None
     result, left_out = report.summarize(codec.label, "", points, ok, extra, by_bpp, mean_keys,
-                                        "videos" if video else "images")
-    result["description"] = _description(codec, result, sources, dataset, jobs, by_bpp)
+                                        "videos" if video else "images", metrics)
+    result["description"] = _description(codec, result, sources, dataset, jobs, by_bpp, metrics)
     if per_frame is not None:
         result["per_frame"] = per_frame
     if left_out:
@@ -289,10 +335,10 @@ def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: l
     json_path, csv_path = out_dir / f"{codec.label}.json", out_dir / f"{codec.label}.csv"
     report.write_atomic(json_path, report.to_json(result))
     if video:
-        columns = tuple(c for c in FRAME_CSV_COLUMNS if by_bpp or c != "target_bpp")
-        csv_text = report.to_csv(frame_rows(ok), columns, ("video", point_column, "frame"))
+        columns = tuple(c for c in (*FRAME_CSV_COLUMNS, *metrics) if by_bpp or c != "target_bpp")
+        csv_text = report.to_csv(frame_rows(ok, metrics), columns, ("video", point_column, "frame"))
     else:
-        columns = report.CSV_COLUMNS
+        columns = report.csv_columns(metrics)
         if by_bpp:
             at = columns.index("quality")
             columns = (*columns[:at], "target_bpp", *columns[at:])
@@ -366,8 +412,11 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
               help="Curve for BD tables, drawn dashed: a result file, a reference name or a codec of "
                    "this run; repeatable [default: vtm when found; for a video, the first codec; with "
                    "--compare, the first RESULT].")
-@click.option("--metric", type=click.Choice(report.METRICS), default="psnr-rgb", show_default=True,
-              help="Quality metric of the BD table.")
+@click.option("--metric", "metric_names", multiple=True, type=click.Choice((*report.METRICS, *PERCEPTUAL)),
+              help=f"Repeatable. {', '.join(report.METRICS)}: the quality metric of the BD tables [default: "
+                   f"{DEFAULT_BD_METRIC}]. {', '.join(PERCEPTUAL)}: perceptual metrics to measure as well "
+                   "(pip install neco[metrics]): SSIMULACRA2 and FLIP on images and video frames, VMAF on "
+                   "video; in the JSON, CSV and RD plots.")
 @click.option("--references", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of reference curves [default: $NECO_REFERENCES or ../shared/reference/kodak].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
@@ -380,7 +429,8 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
 @click.option("--list-codecs", is_flag=True, help="List the codecs, their versions and availability.")
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per measurement.")
 def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[str, ...],
-                 bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...], metric: str,
+                 bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...],
+                 metric_names: tuple[str, ...],
                  references: str | None, limit: int | None, frames: int | None, size_text: str | None,
                  compare: bool, no_plot: bool, list_codecs: bool, verbose: bool) -> None:
     """Rate-distortion bench: measure codecs on the images of DATASET (a folder or one image),
@@ -390,6 +440,7 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
         return
     folders = _reference_folders(references)
     out = Path(out_dir) if out_dir is not None else None
+    metric, perceptual = _split_metrics(metric_names)
     if compare:
         if not inputs:
             raise click.UsageError("--compare needs at least one RESULT file")
@@ -397,6 +448,8 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
             raise click.UsageError("--compare runs no codec: drop --codec / --quality / --bpp-grid")
         curves = _resolve(inputs, ([out] if out else []) + folders)
         anchor_curves = _resolve(anchors, ([out] if out else []) + folders) if anchors else curves[:1]
+        if perceptual:
+            _warn(f"--metric {' '.join(perceptual)}: measured by runs; --compare plots what the results hold")
         title = "RD curves"
     else:
         if len(inputs) != 1:
@@ -413,6 +466,7 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
         points = _numbers(bpp_grid, "--bpp-grid") if by_bpp else _numbers(qualities, "--quality")
         kind = "video" if is_video(dataset) else "image"
         codecs = _codecs(specs, points, kind, by_bpp)
+        perceptual = _usable_metrics(perceptual, kind)
         # Anchors named like a codec of this run are its fresh curve; the others are found now,
         # so a wrong name fails before the run.
         named = [a for a in anchors if a not in codecs]
@@ -420,7 +474,7 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
         sources, summary, title = _sources(dataset, kind, limit, frames, size_text)
         out.mkdir(parents=True, exist_ok=True)
         click.echo(f"neco eval: {summary} -> {out}", err=True)
-        curves = _run(sources, codecs, out, jobs, verbose, by_bpp, dataset)
+        curves = _run(sources, codecs, out, jobs, verbose, by_bpp, dataset, perceptual)
         by_name = {c.name: c for c in curves}
         if anchors:
             anchor_curves = [found[a] if a in found else by_name[a] for a in anchors if a in found or a in by_name]

@@ -12,10 +12,16 @@ import os
 import secrets
 from pathlib import Path
 
+from neco.plugins.eval_perceptual import PERCEPTUAL
 from neco.plugins.eval_report import Curve
 
 AXIS_LABELS = {"psnr-rgb": "PSNR (RGB) [dB]", "psnr-y": "PSNR (Y, BT.709) [dB]",
-               "ms-ssim-rgb": "MS-SSIM (RGB) [dB, -10 log10(1 - MS-SSIM)]"}
+               "ms-ssim-rgb": "MS-SSIM (RGB) [dB, -10 log10(1 - MS-SSIM)]",
+               "ssimulacra2": "SSIMULACRA2 [higher is better, 100 = identical]",
+               "flip": "FLIP mean error [lower is better, 0 = identical]",
+               "vmaf": "VMAF v0.6.1 [higher is better]"}
+# Metrics that fall as the rate rises: their curves run from the upper left.
+LOWER_IS_BETTER = frozenset(m.name for m in PERCEPTUAL.values() if not m.higher_is_better)
 
 
 def matplotlib_available() -> bool:
@@ -54,7 +60,7 @@ def plot_rd(curves: list[Curve], anchors: list[Curve], metric: str, out_base: Pa
         axes.set_ylabel(AXIS_LABELS.get(metric, metric))
         axes.set_title(title)
         axes.grid(True, alpha=0.3)
-        axes.legend(loc="lower right")
+        axes.legend(loc="upper right" if metric in LOWER_IS_BETTER else "lower right")
         written = []
         for suffix, options in ((".png", {"dpi": 150}), (".svg", {"metadata": {"Date": None}})):
             path = out_base.with_name(out_base.name + suffix)

@@ -6,7 +6,9 @@ holds it: ``name``, ``description`` and ``results`` with one value per rate poin
 ``decoding_time`` (seconds per image) -- plus ``codec`` (version, settings) and ``dataset``.
 With target bpps as rate points (``--bpp-grid``), ``results.target-bpp`` holds them and
 ``results.quality`` the mean quality found. Video results add ``kbps``, bits per frame (by
-picture type) and per-frame values (`eval_video`).
+picture type) and per-frame values (`eval_video`). Perceptual metrics asked for with
+``--metric`` (`eval_perceptual`: ``ssimulacra2``, ``flip``, ``vmaf``) add ``results.<name>``
+and a CSV column each; RD curves read them too, BD tables stay PSNR / MS-SSIM.
 Each value is the mean over images of the per-image value (bpp from the real byte count),
 the convention of the reference curves. The per-image values go to ``<codec>.csv``.
 
@@ -31,8 +33,11 @@ import numpy as np
 
 from neco.plugins.bdrate import bd_rate, pchip_integral
 from neco.plugins.eval_metrics import ms_ssim_db
+from neco.plugins.eval_perceptual import PERCEPTUAL
 
 METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
+# What RD curves (and plots) read from a result file; BD tables take METRICS only.
+CURVE_METRICS = (*METRICS, *PERCEPTUAL)
 CSV_COLUMNS = ("image", "width", "height", "quality", "bytes", "bpp", *METRICS, "encoding_time",
                "decoding_time")
 # Older CompressAI files name the RGB metrics without the suffix.
@@ -67,14 +72,15 @@ def _mean(values: list) -> float | None:
 
 def summarize(name: str, description: str, points: list[float], rows: list[dict],
               extra: dict | None = None, by_bpp: bool = False, mean_keys: tuple[str, ...] = (),
-              unit: str = "images") -> tuple[dict, list[str]]:
+              unit: str = "images", metrics: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     """The CompressAI-style result of one codec, and the images left out of its means.
 
     Means are taken over the images measured at every rate point, so each point averages
     the same images; an image a codec failed on at some point is left out (and returned).
     points: qualities, or with by_bpp target bpps (``results.target-bpp``; ``results.quality``
     is then the mean of the qualities found). mean_keys: more row values to average (video:
-    ``kbps``, bits per frame type). unit: what the count of sources is called.
+    ``kbps``, bits per frame type). unit: what the count of sources is called. metrics: the
+    perceptual metrics measured (`eval_perceptual`), averaged after the others.
     """
     point_key = "target_bpp" if by_bpp else "quality"
     by_point: dict[float, dict[str, dict]] = {p: {} for p in points}
@@ -83,11 +89,13 @@ def summarize(name: str, description: str, points: list[float], rows: list[dict]
     images = set.union(set(), *(set(by_point[p]) for p in points))
     complete = sorted(i for i in images if all(i in by_point[p] for p in points))
     results: dict[str, list] = {"target-bpp": list(points)} if by_bpp else {"quality": list(points)}
-    keys = (("quality",) if by_bpp else ()) + ("bpp", *mean_keys, *METRICS, "encoding_time", "decoding_time")
+    keys = (("quality",) if by_bpp else ()) + ("bpp", *mean_keys, *METRICS, *metrics, "encoding_time",
+                                               "decoding_time")
     for key in keys:
         results[key] = [_finite(_mean([by_point[p][i].get(key) for i in complete])) for p in points]
-    if not any(v is not None for v in results["ms-ssim-rgb"]):
-        del results["ms-ssim-rgb"]  # images too small for MS-SSIM
+    for key in ("ms-ssim-rgb", *metrics):
+        if not any(v is not None for v in results[key]):
+            del results[key]  # images too small for the metric
     result = {"name": name, "description": description, **(extra or {}), unit: len(complete),
               "results": results}
     return result, sorted(images - set(complete))
@@ -95,6 +103,12 @@ def summarize(name: str, description: str, points: list[float], rows: list[dict]
 
 def to_json(result: dict) -> str:
     return json.dumps(result, indent=2) + "\n"
+
+
+def csv_columns(metrics: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The per-image CSV columns, with those of the perceptual `metrics` after MS-SSIM."""
+    at = CSV_COLUMNS.index("encoding_time")
+    return (*CSV_COLUMNS[:at], *metrics, *CSV_COLUMNS[at:])
 
 
 def to_csv(rows: list[dict], columns: tuple[str, ...] = CSV_COLUMNS,
@@ -143,7 +157,7 @@ def load_curve(path: Path, name: str | None = None) -> Curve:
     quality = {}
     for key, values in results.items():
         metric = ALIASES.get(key, key)
-        if metric in METRICS and isinstance(values, list) and len(values) == len(bpp):
+        if metric in CURVE_METRICS and isinstance(values, list) and len(values) == len(bpp):
             quality[metric] = values
     return Curve(name or data.get("name") or Path(path).stem, bpp, quality, Path(path))
 

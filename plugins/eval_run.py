@@ -8,8 +8,17 @@ target bpp as the rate point (``--bpp-grid``), the codec first finds the quality
 nearest it (`Codec.find_quality`, untimed); the measurement is then that of this quality.
 
 A source is anything with ``name``, ``sha256`` (its content key), ``load()`` (what the codec
-encodes) and ``measure(original, data, decoded)`` (the row's rate and quality columns): an
-`ImageFile` here, a `eval_video.VideoClip` for video codecs.
+encodes) and ``measure(original, data, decoded, metrics)`` (the row's rate and quality columns,
+`metrics` the perceptual ones asked for): an `ImageFile` here, a `eval_video.VideoClip` for
+video codecs.
+
+Perceptual metrics (`eval_perceptual`) are measured only when a task asks for them. A row
+records the version of each it holds (``metric-versions``), and a cached row is used only when
+it holds every metric the task asks for at the current version: otherwise the task runs again
+(encode included; decoded pixels are not kept), and the metrics of the old row that the new
+one lacks are carried over when both are the same encoding (same byte count and PSNR), so
+runs asking for different metrics do not undo each other. Rows yielded hold exactly the
+perceptual metrics asked for.
 
 `run` yields measurements as they finish, from the cache first, then from the codecs:
 in this process for one job, else in a pool of worker processes (spawned, not forked, so a
@@ -38,6 +47,8 @@ from PIL import Image
 from neco.plugins.eval_cache import ResultCache, cache_key
 from neco.plugins.eval_codecs import Codec, make_codec
 from neco.plugins.eval_metrics import measure
+from neco.plugins.eval_perceptual import measure_image
+from neco.plugins.eval_perceptual import version as metric_version
 
 # Images held decoded in each process, so a codec sweeping qualities does not re-read them.
 PIXEL_CACHE_IMAGES = 32
@@ -54,12 +65,14 @@ class ImageFile:
     def load(self) -> np.ndarray:
         return load_pixels(self.path, self.sha256)
 
-    def measure(self, original: np.ndarray, data: bytes, decoded: np.ndarray) -> dict:
+    def measure(self, original: np.ndarray, data: bytes, decoded: np.ndarray,
+                metrics: tuple[str, ...] = ()) -> dict:
+        """The row's rate and quality columns; `metrics`: the perceptual metrics to add."""
         if decoded.shape != original.shape or decoded.dtype != np.uint8:
             raise ValueError(f"decoded to {decoded.shape} {decoded.dtype}, expected {original.shape} uint8")
         height, width = original.shape[:2]
         return {"width": width, "height": height, "bytes": len(data), "bpp": 8 * len(data) / (width * height),
-                **measure(original, decoded)}
+                **measure(original, decoded), **measure_image(original, decoded, metrics)}
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class Task:
     point: float  # a quality (or CRF), or a target bpp when by_bpp
     by_bpp: bool = False
     point_name: str = "q"
+    metrics: tuple[str, ...] = ()  # perceptual metrics (`eval_perceptual.PERCEPTUAL`) to measure
 
     @property
     def label(self) -> str:
@@ -125,11 +139,13 @@ def _codec(spec: str) -> Codec:
     return make_codec(spec)
 
 
-def measure_one(codec: Codec, source: ImageFile, point: float, by_bpp: bool = False) -> dict:
+def measure_one(codec: Codec, source: ImageFile, point: float, by_bpp: bool = False,
+                metrics: tuple[str, ...] = ()) -> dict:
     """Encode, decode and measure one source at one rate point: one row of the per-image CSV.
 
     by_bpp: `point` is a target bpp; the row has the quality found (``quality``) and the
     target (``target_bpp``). The times are those of the one encode and decode measured.
+    metrics: perceptual metrics to measure too; the row records their versions.
     """
     original = source.load()
     quality = codec.find_quality(original, point) if by_bpp else point
@@ -139,14 +155,53 @@ def measure_one(codec: Codec, source: ImageFile, point: float, by_bpp: bool = Fa
     decoded = codec.decode(data)
     done = time.perf_counter()
     row = {"image": source.name, "quality": quality, **({"target_bpp": point} if by_bpp else {})}
-    return {**row, **source.measure(original, data, decoded), "encoding_time": encoded - start,
-            "decoding_time": done - encoded}
+    row = {**row, **source.measure(original, data, decoded, metrics), "encoding_time": encoded - start,
+           "decoding_time": done - encoded}
+    if metrics:
+        row["metric-versions"] = {name: metric_version(name) for name in metrics}
+    return row
 
 
-def _work(spec: str, source: ImageFile, point: float, by_bpp: bool = False) -> dict:
+def has_metrics(row: dict, metrics: tuple[str, ...]) -> bool:
+    """Whether a (cached) row holds every perceptual metric of `metrics` at its current version."""
+    versions = row.get("metric-versions", {})
+    return all(versions.get(name) == metric_version(name) for name in metrics)
+
+
+def select_metrics(row: dict, metrics: tuple[str, ...]) -> dict:
+    """The row with only the perceptual metrics of `metrics` (a cached row may hold more)."""
+    held = row.get("metric-versions", {})
+    drop = set(held) - set(metrics)
+    if not drop:
+        return row
+    row = {k: v for k, v in row.items() if k not in drop}
+    row["metric-versions"] = {k: v for k, v in held.items() if k in metrics}
+    if not row["metric-versions"]:
+        del row["metric-versions"]
+    if "per_frame" in row:
+        row["per_frame"] = {k: v for k, v in row["per_frame"].items() if k not in drop}
+    return row
+
+
+def carry_metrics(old: dict, new: dict) -> dict:
+    """`new` plus the perceptual metrics only `old` holds, when both are the same encoding."""
+    held = old.get("metric-versions", {})
+    versions = new.get("metric-versions", {})
+    extra = [name for name in held if name not in versions]
+    if not extra or old.get("bytes") != new.get("bytes") or old.get("psnr-rgb") != new.get("psnr-rgb"):
+        return new
+    merged = {**new, **{name: old.get(name) for name in extra},
+              "metric-versions": {**versions, **{name: held[name] for name in extra}}}
+    if "per_frame" in new and "per_frame" in old:
+        merged["per_frame"] = {**new["per_frame"],
+                               **{name: old["per_frame"][name] for name in extra if name in old["per_frame"]}}
+    return merged
+
+
+def _work(spec: str, source: ImageFile, point: float, by_bpp: bool = False, metrics: tuple[str, ...] = ()) -> dict:
     """One task, in whichever process runs it; a codec failure becomes an ``error`` row."""
     try:
-        return measure_one(_codec(spec), source, point, by_bpp)
+        return measure_one(_codec(spec), source, point, by_bpp, metrics)
     except Exception as exc:  # noqa: BLE001 - one codec failing on one image must not end the run
         return {"image": source.name, ("target_bpp" if by_bpp else "quality"): point,
                 "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
@@ -160,10 +215,11 @@ def _init_worker(threads: int) -> None:
 
 
 def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], sources: list[ImageFile],
-               by_bpp: bool = False) -> list[Task]:
+               by_bpp: bool = False, metrics: tuple[str, ...] = ()) -> list[Task]:
     """Tasks in codec, rate point, source order, so a codec's results complete one after another.
 
     by_bpp: the rate points are target bpps (`Codec.find_quality` finds each source's quality).
+    metrics: perceptual metrics to measure as well (available ones: the caller checks).
     """
     tasks = []
     for label, (codec, points) in codecs.items():
@@ -173,7 +229,7 @@ def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], sources: list[Image
         for point in points:
             for source in sources:
                 key = cache_key(codec.name, version, settings, point, source.sha256, by_bpp)
-                tasks.append(Task(spec, label, key, source, point, by_bpp, point_name))
+                tasks.append(Task(spec, label, key, source, point, by_bpp, point_name, tuple(metrics)))
     return tasks
 
 
@@ -187,13 +243,13 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
     pending = []
     for task in tasks:
         row = cache.get(task.key)
-        if row is None:
+        if row is None or not has_metrics(row, task.metrics):
             pending.append(task)
         else:
-            yield task, row, True
+            yield task, select_metrics(row, task.metrics), True
     if jobs <= 1:
         for task in pending:
-            row = _work(task.spec, task.source, task.point, task.by_bpp)
+            row = _work(task.spec, task.source, task.point, task.by_bpp, task.metrics)
             _store(cache, task, row)
             yield task, row, False
         return
@@ -202,7 +258,7 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
                                initargs=(threads,))
     futures = {}
     try:
-        futures = {pool.submit(_work, t.spec, t.source, t.point, t.by_bpp): t for t in pending}
+        futures = {pool.submit(_work, t.spec, t.source, t.point, t.by_bpp, t.metrics): t for t in pending}
         order = {future: i for i, future in enumerate(futures)}
         remaining = set(futures)
         while remaining:
@@ -227,7 +283,8 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
 
 def _store(cache: ResultCache, task: Task, row: dict) -> None:
     if "error" not in row:
-        cache.put(task.key, row)
+        old = cache.get(task.key)
+        cache.put(task.key, row if old is None else carry_metrics(old, row))
 
 
 class Progress:

@@ -14,7 +14,9 @@ out-of-band headers (what a raw .264 / .hevc file holds; no container):
   `eval_metrics` (so RGB <-> 4:2:0 conversion losses count, as for every codec alike);
 - bits per frame, overall and per picture type as the decoder reports it (I, P, B; FFmpeg
   reports AV1 and VP9 inter frames as P), and the number of frames of each type;
-- per frame: picture type, bits of its packet, PSNR-RGB, PSNR-Y and MS-SSIM.
+- per frame: picture type, bits of its packet, PSNR-RGB, PSNR-Y and MS-SSIM;
+- with ``--metric``, the perceptual metrics of `eval_perceptual` (VMAF, SSIMULACRA2, FLIP): per
+  frame and their mean over frames (VMAF's usual pooling), on the same RGB frames.
 
 Timings are for the whole clip (encode: RGB to 4:2:0 and encoding; decode: decoding and back
 to RGB).
@@ -32,6 +34,7 @@ import numpy as np
 
 from neco.plugins.eval_codecs import Bitstream, DecodedVideo, Frames
 from neco.plugins.eval_metrics import measure
+from neco.plugins.eval_perceptual import measure_frames
 
 DEFAULT_FRAMES = 96
 DEFAULT_SIZE = (640, 360)
@@ -68,13 +71,18 @@ class VideoClip:
     def load(self) -> Frames:
         return load_frames(self.path, self.file_sha256, self.frames, self.width, self.height)
 
-    def measure(self, original: Frames, data: Bitstream, decoded: DecodedVideo) -> dict:
-        """The row of one coded clip: rates, mean metrics, bits per type and per-frame values."""
+    def measure(self, original: Frames, data: Bitstream, decoded: DecodedVideo,
+                metrics: tuple[str, ...] = ()) -> dict:
+        """The row of one coded clip: rates, mean metrics, bits per type and per-frame values.
+
+        metrics: perceptual metrics to add, per frame and as means over frames.
+        """
         n = self.frames
         if decoded.pts != tuple(range(n)) or decoded.pixels.shape != original.pixels.shape:
             raise ValueError(f"decoded {len(decoded.pts)} frames of shape {decoded.pixels.shape[1:]}, "
                              f"expected {n} of {original.pixels.shape[1:]}")
         per_frame = [measure(a, b) for a, b in zip(original.pixels, decoded.pixels)]
+        perceptual = measure_frames(original.pixels, decoded.pixels, metrics)
         packet_bits = data.frame_bits()
         bits = [packet_bits.get(i, 0) for i in range(n)]
         total = 8 * len(data)
@@ -84,9 +92,11 @@ class VideoClip:
         for metric in FRAME_METRICS:
             values = [f[metric] for f in per_frame]
             row[metric] = None if None in values else float(np.mean(values))
+        for metric, values in perceptual.items():
+            row[metric] = None if None in values else float(np.mean(values))
         row.update(type_stats(decoded.types, bits))
         row["per_frame"] = {"type": list(decoded.types), "bits": bits,
-                            **{m: [f[m] for f in per_frame] for m in FRAME_METRICS}}
+                            **{m: [f[m] for f in per_frame] for m in FRAME_METRICS}, **perceptual}
         return row
 
 
@@ -150,13 +160,13 @@ def _finite_list(values: list) -> list:
     return [None if isinstance(v, float) and not np.isfinite(v) else v for v in values]
 
 
-def frame_rows(rows: list[dict]) -> list[dict]:
-    """One row per frame of every rate point, for ``<codec>-frames.csv``."""
+def frame_rows(rows: list[dict], metrics: tuple[str, ...] = ()) -> list[dict]:
+    """One row per frame of every rate point, for ``<codec>-frames.csv``; `metrics`: perceptual ones too."""
     out = []
     for row in rows:
         frames = row["per_frame"]
         for i, kind in enumerate(frames["type"]):
             out.append({"video": row["image"], "quality": row["quality"], "target_bpp": row.get("target_bpp"),
                         "frame": i, "type": kind, "bits": frames["bits"][i],
-                        **{m: frames[m][i] for m in FRAME_METRICS}})
+                        **{m: frames[m][i] for m in (*FRAME_METRICS, *metrics)}})
     return out
