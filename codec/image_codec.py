@@ -6,7 +6,10 @@ FRAME payload layout for image-hp models (all integers little-endian; see docs/F
     words              constriction ANS (stack) coder output, uint32 little-endian, decoded in
                        this order:
                        z symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]),
-                       then y symbols (M x 4*ceil(H/64) x 4*ceil(W/64), table from h_s(z))
+                       then the anchor y symbols ((row + column) even; tables from h_s(z)
+                       and the context network with no anchors), then the other y symbols
+                       (tables from h_s(z) and the context network given the anchors);
+                       y is M x 4*ceil(H/64) x 4*ceil(W/64)
 
 Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
 stays bounded on large images; only the (float) pixel side is tiled, the probability path
@@ -20,11 +23,12 @@ import torch
 from neco.formats.errors import CorruptDataError, InvalidArgumentError
 from neco.formats.varint import decode_varint, encode_varint
 
-from .constants import ACT_FRAC_BITS, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
+from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
 from .refine import refine_latents
-from .image_model import (DOWNSAMPLING, ImageModelConfig, interpolate_levels, interpolate_levels_int,
-                          integer_hyper_synthesis, model_from_frozen, pad_to_multiple)
+from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
+                          integer_networks, model_from_frozen, pad_to_multiple)
+from .intnet import mean_and_index
 
 LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
@@ -64,7 +68,7 @@ class FrozenImageModel:
         self.cfg = cfg
         self.digest = digest
         self.net = model_from_frozen(cfg, tensors).eval().requires_grad_(False)
-        self.hyper = integer_hyper_synthesis(cfg, tensors)
+        self.hyper, self.context = integer_networks(cfg, tensors)
         self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
         self.z_index = tensors["z_scale_index"]
         self.coder = EntropyCoder(tensors["cdf_tables"].numpy())
@@ -105,17 +109,44 @@ class FrozenImageModel:
             x = pixels[None].float().to(device) / 255
             y, z = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
-        mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
-        mean = mean_fx.double() / 2 ** ACT_FRAC_BITS
-        y_sym = torch.round(y[0].double().cpu() - mean).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
+        y = y[0].double().cpu()
+
+        def quantize(mean_fx: torch.Tensor) -> torch.Tensor:
+            return torch.round(y - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
+
+        h, anchor = self._hyper(z_sym, rate_fx), checkerboard(*y.shape[-2:])
+        mean1, idx1 = self._parameters(h, None)
+        anchor_sym = quantize(mean1)
+        mean2, idx2 = self._parameters(h, self._anchor_values(anchor_sym, mean1, anchor))
+        y_sym = torch.where(anchor, anchor_sym, quantize(mean2))
         enc = StreamEncoder()
         z_idx = self._z_indices(z_sym.shape)
-        self.coder.encode(enc, z_sym, z_idx)
-        self.coder.encode(enc, y_sym, idx)
+        groups = [(z_sym, z_idx), (y_sym[:, anchor], idx1[:, anchor]), (y_sym[:, ~anchor], idx2[:, ~anchor])]
+        for symbols, indices in groups:
+            self.coder.encode(enc, symbols, indices)
         words = enc.finish()
-        stats = {"cross_entropy_bits": self.coder.cross_entropy_bits(z_sym, z_idx)
-                 + self.coder.cross_entropy_bits(y_sym, idx), "coded_bits": 8 * len(words)}
+        stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in groups),
+                 "coded_bits": 8 * len(words)}
         return encode_varint(rate_fx) + words, stats
+
+    def _hyper(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
+        """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
+        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
+        gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
+        return self.hyper((z_sym * gain).clamp(-lim, lim).double())
+
+    def _parameters(self, h: torch.Tensor, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean_fx, table index) of every latent: h corrected by the context network, which
+        sees the decoded anchors (None for the anchors' own pass: zeros)."""
+        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
+        seen = torch.zeros_like(h[:h.shape[0] // 2]) if anchors is None else anchors
+        return mean_and_index((h + self.context(torch.cat([h, seen]))).clamp(-lim, lim))
+
+    @staticmethod
+    def _anchor_values(symbols: torch.Tensor, mean_fx: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """Decoded anchor latents in fixed point (the context network's input), 0 elsewhere."""
+        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
+        return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-lim, lim).double() * anchor
 
     @torch.no_grad()
     def decode_latents(self, payload: bytes, height: int, width: int):
@@ -132,8 +163,13 @@ class FrozenImageModel:
                                    f"{width}x{height} image")
         dec = new_decoder(payload[pos:])
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
-        mean_fx, idx = self.hyper(z_sym, interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx))
-        return rate_fx, z_sym, self.coder.decode(dec, idx), mean_fx
+        h, anchor = self._hyper(z_sym, rate_fx), checkerboard(4 * zh, 4 * zw)
+        mean1, idx1 = self._parameters(h, None)
+        y_sym = torch.zeros_like(mean1)
+        y_sym[:, anchor] = self.coder.decode(dec, idx1[:, anchor])
+        mean2, idx2 = self._parameters(h, self._anchor_values(y_sym, mean1, anchor))
+        y_sym[:, ~anchor] = self.coder.decode(dec, idx2[:, ~anchor])
+        return rate_fx, z_sym, y_sym, torch.where(anchor, mean1, mean2)
 
     @torch.no_grad()
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:

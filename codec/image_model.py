@@ -1,17 +1,24 @@
-"""image-hp: a variable-rate mean-scale hyperprior image model with an exact integer hyper-decoder.
+"""image-hp: a variable-rate mean-scale hyperprior image model with a checkerboard context
+and exact integer networks on the probability path.
 
 Data flow (Ballé et al. 2018, "Variational image compression with a scale hyperprior";
-Minnen et al. 2018 mean-scale prior; Cui et al. 2021 gain units for one model at many rates):
+Minnen et al. 2018 mean-scale prior; He et al. 2021, "Checkerboard context model for efficient
+learned image compression"; Cui et al. 2021 gain units for one model at many rates):
 
-    x ─g_a─► y·gain[r] ─h_a─► z·hgain[r] ─round─► z_sym ──────────────► ANS coder
+    x ─g_a─► y·gain[r] ─h_a─► z·hgain[r] ─round─► z_sym ─────────────────────► ANS coder
                 │                                   │
-                │               integer h_s(z_sym · hinv[r]) ─► mean, scale index
-                └──────── round(y - mean) ─► y_sym ─────────────────────► ANS coder
+                │                 integer h_s(z_sym · hinv[r]) ─► h
+                │   anchors (i+j even):     params = h + ctx(h, 0)
+                │   non-anchors:            params = h + ctx(h, decoded anchors)
+                └──────── round(y - mean) ─► y_sym: anchors, then non-anchors ──► ANS coder
     decoder: (y_sym + mean) · inv_gain[r] ─g_s─► x_hat
 
 g_a / g_s / h_a run in float (they decide pixels and encoder choices, not probabilities);
-h_s runs in exact integer arithmetic (intnet.py) because its outputs choose CDF tables.
-The rate position r is continuous: gains are interpolated between the trained levels.
+h_s and the context network ctx run in exact integer arithmetic (intnet.py) because their
+outputs choose CDF tables. Half the latents (anchors) are coded with the hyperprior alone; the
+other half also see their four decoded anchor neighbours, in one parallel pass (no serial
+autoregression). The rate position r is continuous: gains are interpolated between the
+trained levels.
 """
 
 from dataclasses import asdict, dataclass
@@ -22,8 +29,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .constants import ACT_FRAC_BITS, NUM_SCALES, RATE_FRAC_BITS, SYMBOL_MAX
-from .intnet import HyperSynthesis, IntegerHyperSynthesis, hyper_layers, scale_from_index_value
+from .constants import ACT_FRAC_BITS, ACT_MAX, NUM_SCALES, RATE_FRAC_BITS
+from .intnet import (INITIAL_SCALE_INDEX, ConvLayer, FloatConvNet, IntegerConvNet, context_layers, hyper_layers,
+                     scale_from_index_value, split_parameters)
 from .layers import SimplifiedGDN, conv, deconv
 
 # Gain at the middle rate level when training starts: lifts y (a few tenths at
@@ -70,6 +78,13 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def checkerboard(height: int, width: int, device=None) -> torch.Tensor:
+    """(height, width) bool mask of the anchor latents: (row + column) even."""
+    i = torch.arange(height, device=device)[:, None]
+    j = torch.arange(width, device=device)[None, :]
+    return (i + j) % 2 == 0
+
+
 class ImageModel(nn.Module):
     """The float model: training `forward`, and the transforms used by coding."""
 
@@ -84,7 +99,14 @@ class ImageModel(nn.Module):
                                  deconv(n, n), SimplifiedGDN(n, inverse=True), deconv(n, 3))
         self.h_a = nn.Sequential(conv(m, nz, 3, 1), nn.ReLU(), conv(nz, nz), nn.ReLU(),
                                  conv(nz, nz))
-        self.h_s = HyperSynthesis(nz, m)
+        self.h_s = FloatConvNet(hyper_layers(nz, m))
+        self.context = FloatConvNet(context_layers(m))
+        with torch.no_grad():
+            # scale positions start mid-table (sigma ~ 2.4), not at 0.11
+            self.h_s.convs[-1].bias[m:] = INITIAL_SCALE_INDEX
+            # the context starts as no correction: the model starts as a plain hyperprior
+            self.context.convs[-1].weight.zero_()
+            self.context.convs[-1].bias.zero_()
         # Gains in log domain, one row per rate level (low rate first). They start apart, as
         # rate-distortion theory suggests (quantization step ~ 1/sqrt(lambda)), around
         # INITIAL_GAIN, so every level codes something different from the first step.
@@ -115,13 +137,31 @@ class ImageModel(nn.Module):
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_scale = scale_from_index_value(self.z_scale_t)[None, :, None, None]
         z_lik = gaussian_likelihood(z_noisy, torch.zeros_like(z), z_scale)
-        mean, t = self.h_s(ste_round(z) * hig)
+        mean, t, y_hat = self.latent_parameters(self.h_s((ste_round(z) * hig).clamp(-ACT_MAX, ACT_MAX)), y,
+                                                ste_round)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_lik = gaussian_likelihood(y_noisy, mean, scale_from_index_value(t))
-        y_hat = ste_round(y - mean) + mean
         x_hat = self.g_s(y_hat * ig)
         bits = lambda lik: -torch.log2(lik).flatten(1).sum(1)
         return {"x_hat": x_hat, "bits_y": bits(y_lik), "bits_z": bits(z_lik)}
+
+    def latent_parameters(self, h: torch.Tensor, y: torch.Tensor, quantize
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Means, scale-table positions and quantized values of y (B, M, H, W), given the
+        hyper-decoder's output h (B, 2M, H, W): the float twin of the coder's two passes.
+
+        `quantize` rounds (straight-through in training, soft in encoder refinement); the
+        anchors' quantized values are what the context of the non-anchors sees.
+        """
+        anchor = checkerboard(y.shape[-2], y.shape[-1], y.device)
+        p1 = (h + self.context(torch.cat([h, torch.zeros_like(y)], dim=1))).clamp(-ACT_MAX, ACT_MAX)
+        mean1, t1 = split_parameters(p1)
+        q1 = quantize(y - mean1) + mean1
+        anchors = q1.clamp(-ACT_MAX, ACT_MAX) * anchor
+        p2 = (h + self.context(torch.cat([h, anchors], dim=1))).clamp(-ACT_MAX, ACT_MAX)
+        mean2, t2 = split_parameters(p2)
+        y_hat = torch.where(anchor, q1, quantize(y - mean2) + mean2)
+        return torch.where(anchor, mean1, mean2), torch.where(anchor, t1, t2), y_hat
 
 
 # Parameters that tools/train_image.py trains with a larger learning rate.
@@ -146,25 +186,29 @@ def interpolate_levels_int(table: torch.Tensor, rate_fx: int) -> torch.Tensor:
 
 def frozen_tensors(model: ImageModel) -> dict[str, torch.Tensor]:
     """Everything coding needs: float transforms in fp16 (they only shape pixels), the
-    probability path (hyper-decoder, hyper gains, z table indices) in integers."""
-    int_hs = model.h_s.freeze()
+    probability path (hyper-decoder, context network, hyper gains, z table indices) in integers."""
     out = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()
            if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain", "log_inv_gain",
                                   "log_hyper_gain")}
-    for i, (w, b) in enumerate(zip(int_hs.weights, int_hs.biases)):
-        out[f"h_s_int.{i}.weight"] = w.contiguous()
-        out[f"h_s_int.{i}.bias"] = b.contiguous()
+    for name, net in (("h_s", model.h_s), ("context", model.context)):
+        frozen = net.freeze()
+        for i, (w, b) in enumerate(zip(frozen.weights, frozen.biases)):
+            out[f"{name}_int.{i}.weight"] = w.contiguous()
+            out[f"{name}_int.{i}.bias"] = b.contiguous()
     hig = model.log_hyper_inv_gain.detach().double().exp()
     out["hyper_inv_gain_fx"] = torch.round(hig * 2 ** ACT_FRAC_BITS).to(torch.int64)
     out["z_scale_index"] = torch.round(model.z_scale_t.detach().double()).clamp(0, NUM_SCALES - 1).to(torch.int64)
     return out
 
 
-def integer_hyper_synthesis(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -> IntegerHyperSynthesis:
-    """The exact integer hyper-decoder stored in frozen tensors (see frozen_tensors)."""
-    layers = hyper_layers(cfg.hyper_channels, cfg.latent_channels)
-    return IntegerHyperSynthesis(layers, [tensors[f"h_s_int.{i}.weight"] for i in range(len(layers))],
-                                 [tensors[f"h_s_int.{i}.bias"] for i in range(len(layers))])
+def integer_networks(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]
+                     ) -> tuple[IntegerConvNet, IntegerConvNet]:
+    """The exact integer hyper-decoder and context network stored in frozen tensors."""
+    def net(name: str, layers: tuple[ConvLayer, ...]) -> IntegerConvNet:
+        return IntegerConvNet(layers, [tensors[f"{name}_int.{i}.weight"] for i in range(len(layers))],
+                              [tensors[f"{name}_int.{i}.bias"] for i in range(len(layers))])
+    return (net("h_s", hyper_layers(cfg.hyper_channels, cfg.latent_channels)),
+            net("context", context_layers(cfg.latent_channels)))
 
 
 def model_from_frozen(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -> ImageModel:
@@ -175,7 +219,9 @@ def model_from_frozen(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -
         if k in state:
             state[k] = v.float()
     model.load_state_dict(state)
-    model.h_s.load_integer(integer_hyper_synthesis(cfg, tensors))
+    hyper, context = integer_networks(cfg, tensors)
+    model.h_s.load_integer(hyper)
+    model.context.load_integer(context)
     with torch.no_grad():
         model.log_hyper_inv_gain.copy_((tensors["hyper_inv_gain_fx"].double() / 2 ** ACT_FRAC_BITS).log())
         model.z_scale_t.copy_(tensors["z_scale_index"].float())

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from neco.formats.errors import InvalidArgumentError
 
+from .constants import ACT_MAX
 from .image_model import ImageModel, gaussian_likelihood, interpolate_levels
 from .intnet import scale_from_index_value
 
@@ -77,8 +78,8 @@ class _Cost:
 
     def __call__(self, y: torch.Tensor, z: torch.Tensor, quantize) -> torch.Tensor:
         z_hat = quantize(z)
-        mean, t = self.net.h_s(z_hat * self.hyper_inv_gain)
-        y_hat = quantize(y - mean) + mean
+        h = self.net.h_s((z_hat * self.hyper_inv_gain).clamp(-ACT_MAX, ACT_MAX))
+        mean, t, y_hat = self.net.latent_parameters(h, y, quantize)
         bits = -torch.log2(gaussian_likelihood(y_hat, mean, scale_from_index_value(t))).sum() \
             - torch.log2(gaussian_likelihood(z_hat, torch.zeros_like(z_hat), self.z_scale)).sum()
         x_hat = self.net.g_s(y_hat * self.inv_gain)[..., :self.x.shape[-2], :self.x.shape[-1]]

@@ -68,8 +68,28 @@ def adapt_threads(cores: int) -> None:
     torch.set_num_threads(max(1, cores - 1) if others > 0.7 else cores)
 
 
-def lr_at(step, base, total):
-    """Constant, then a cosine decay over the last 20 % of the planned steps."""
+def load_checkpoint_weights(model, weights) -> list[str]:
+    """Load a checkpoint's weights; parts of the model the checkpoint predates (a module added
+    since, e.g. the context network) keep their initialisation, which must leave the model's
+    function unchanged. Returns the names of those new parameters (the optimizer restarts)."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected:
+        raise SystemExit(f"checkpoint has weights this model lacks: {unexpected[:3]}")
+    if missing:
+        print(f"checkpoint predates {sorted({k.split('.')[0] for k in missing})}: initialised, "
+              f"optimizer restarted", flush=True)
+    return missing
+
+
+WARMUP_STEPS = 200
+
+
+def lr_at(step, base, total, warmup_start=None):
+    """Constant, then a cosine decay over the last 20 % of the planned steps. A fresh optimizer
+    (no saved moments: a new model, or one with new parts) ramps up linearly over WARMUP_STEPS
+    from `warmup_start`, so its first, full-size Adam steps do not jolt trained weights."""
+    if warmup_start is not None and step < warmup_start + WARMUP_STEPS:
+        return base * (step - warmup_start + 1) / WARMUP_STEPS
     start = int(0.8 * total)
     if step < start:
         return base
@@ -121,10 +141,11 @@ def main():
     cores = os.cpu_count() or 1
 
     state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
+    new_parts = []
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
-        model.load_state_dict(state["model"])
+        new_parts = load_checkpoint_weights(model, state["model"])
     elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
         cfg, tensors = registry.load_tensors(args.model_id, verify=False)
         model = model_from_frozen(cfg, tensors)
@@ -146,8 +167,10 @@ def main():
     slow = [p for n, p in model.named_parameters() if n not in FAST_PARAMETERS]
     opt = torch.optim.Adam([{"params": slow, "scale": 1.0},
                             {"params": fast, "scale": FAST_LR_SCALE}], lr=args.lr)
-    if state and "optimizer" in state:
+    fresh_optimizer = not (state and "optimizer" in state and not new_parts)
+    if not fresh_optimizer:
         opt.load_state_dict(state["optimizer"])
+    warmup_start = step  # a fresh optimizer ramps its learning rate up (see lr_at)
     files = sorted(DATA.glob("*.png"))
     train_images = load_images(files[:-HOLDOUT])
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
@@ -156,7 +179,7 @@ def main():
     t0, log = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, args.steps) * g["scale"]
+            g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
         x = random_batch(train_images, args.batch, args.crop, rng).to(args.device)
         level = torch.randint(0, cfg.levels, (args.batch,), device=args.device)
         out = model(x, level)
