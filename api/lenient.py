@@ -7,20 +7,7 @@ import warnings
 import numpy as np
 
 from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError,
-                          Kind, write_container)
-
-
-class _Prefixed:
-    """A read-only stream: `head`, then whatever `stream` reads from its current position."""
-
-    def __init__(self, head: bytes, stream) -> None:
-        self._head, self._stream = head, stream
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            piece, self._head = self._head[:n], self._head[n:]
-            return piece
-        return self._stream.read(n)
+                          Kind, PrefixedStream, write_container)
 
 
 class LenientReader:
@@ -69,7 +56,7 @@ class LenientReader:
                 self._lose(f"stream truncated at offset {offset}, after {position} frame(s) (no END): "
                            f"any later frame is lost")
                 return
-            reader = ContainerReader(_Prefixed(self._head + first, self._stream))
+            reader = ContainerReader(PrefixedStream(self._head + first, self._stream))
             try:
                 chunk = next(reader, None)
             except CorruptDataError:  # CRC mismatch, truncation or a bad field in this chunk

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, Header,
+from neco.formats import (ChunkType, PrefixedStream, ContainerReader, ContainerWriter, CorruptDataError, Header,
                           InvalidArgumentError, Kind, ModelError, PixelFormat, Profile, UnsupportedError,
                           read_container)
 
@@ -244,19 +244,6 @@ def _seekable(stream) -> bool:
         return False
 
 
-class _Joined:
-    """A read-only stream: `head`, then whatever `stream` reads from its current position."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head, self._stream = head, stream
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            piece, self._head = self._head[:n], self._head[n:]
-            return piece
-        return self._stream.read(n)
-
-
 class FrameReader:
     """Decodes a `.neco` stream frame by frame: `neco.open(path_or_stream)`.
 
@@ -319,7 +306,7 @@ class FrameReader:
             self._stream.seek(self._base)
             head = self._stream.read(self._header_length)
             self._stream.seek(self._base + offsets[index])
-            chunk = next(ContainerReader(_Joined(head, self._stream)), None)
+            chunk = next(ContainerReader(PrefixedStream(head, self._stream)), None)
         finally:
             self._stream.seek(position)
         if chunk is None or chunk.type != ChunkType.FRAME:

@@ -21,6 +21,7 @@ from .container import (
     Header,
     Kind,
     PixelFormat,
+    PrefixedStream,
     Profile,
     SkippedChunk,
     decode_index,
@@ -35,7 +36,7 @@ from .varint import decode_varint, encode_varint
 __all__ = [
     "ANCILLARY_BIT", "MAGIC", "MAX_CHUNK_BYTES", "MAX_DIMENSION", "MAX_MODEL_ID_BYTES", "PROFILE_IDS", "VERSION",
     "WEIGHTS_DIGEST_BYTES", "Chunk", "ChunkType", "Container", "ContainerReader", "ContainerWriter",
-    "Header", "Kind", "PixelFormat", "Profile", "SkippedChunk", "decode_index", "encode_index",
+    "Header", "Kind", "PixelFormat", "PrefixedStream", "Profile", "SkippedChunk", "decode_index", "encode_index",
     "is_critical", "read_container", "write_container", "CorruptDataError", "InvalidArgumentError",
     "ModelError", "NecoError", "UnsupportedError", "decode_varint", "encode_varint",
 ]

@@ -416,6 +416,23 @@ class ContainerWriter:
             self.close()
 
 
+class PrefixedStream:
+    """A read-only stream: `head`, then whatever `stream` reads from its current position.
+
+    Reading one chunk at a known offset goes through it: a `ContainerReader` over the file's
+    header bytes followed by the stream positioned at that chunk.
+    """
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            piece, self._head = self._head[:n], self._head[n:]
+            return piece
+        return self._stream.read(n)
+
+
 class ContainerReader:
     """Reads a `.neco` stream from a binary file-like object, calling only `.read(n)`.
 
