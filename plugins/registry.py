@@ -66,14 +66,16 @@ def codec_rows() -> list[dict]:
     rows = []
     for name in [*CODECS, *plugins]:
         source = "built-in" if name in CODECS else _source(plugins[name])
+        kind, rates = "codec", ""
         try:
             codec = CODECS[name]() if name in CODECS else plugins[name].load()()
+            kind, (lo, hi) = f"{codec.kind} codec", codec.quality_range
+            rates = f"{'CRF' if codec.kind == 'video' else 'quality'} {lo:g}-{hi:g}"
             why = codec.unavailable()
             version = codec.version() if why is None else f"unavailable: {why}"
         except Exception as exc:  # a broken plugin: list it with its error
             version = f"error: {exc}"
-        rows.append({"name": name, "kind": "codec", "rates": "quality 0-100", "digest": "",
-                     "source": f"{source}; {version}"})
+        rows.append({"name": name, "kind": kind, "rates": rates, "digest": "", "source": f"{source}; {version}"})
     return rows
 
 
