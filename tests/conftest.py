@@ -38,3 +38,13 @@ def smooth_image(width: int = 64, height: int = 48) -> np.ndarray:
     g = 60 + 150 * y / height
     b = 200 - 120 * (x + y) / (width + height)
     return np.clip(np.stack([r, g, b], axis=2), 0, 255).astype(np.uint8)
+
+
+def neco_eval(*args):
+    """Run `neco eval ARGS` in-process; an exception other than click's exit propagates."""
+    from click.testing import CliRunner
+    from neco.plugins.cli import cli
+    result = CliRunner().invoke(cli, ["eval", *map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result

@@ -1,14 +1,13 @@
 """Round trips and deliberate errors through the public API (neco.encode / decode / info)."""
 
 import dataclasses
-import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import neco
-from neco.formats import ChunkType, Header, read_container, write_container
+from neco.formats import read_container, write_container
 from conftest import photo_crop, psnr
 
 

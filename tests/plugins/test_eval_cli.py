@@ -6,13 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from neco.plugins import eval_codecs, eval_plot
-from neco.plugins.cli import cli
 
-from conftest import photo_crop
+from conftest import neco_eval, photo_crop
 
 WIDTH, HEIGHT = 176, 168  # above MS-SSIM's 161-pixel minimum
 QUALITIES = "30,60,90"
@@ -40,13 +38,6 @@ def references(tmp_path):
 def write_curve(path, name, bpp, psnr):
     path.write_text(json.dumps({"name": name, "description": name,
                                 "results": {"bpp": bpp, "psnr-rgb": psnr}}))
-
-
-def neco_eval(*args):
-    result = CliRunner().invoke(cli, ["eval", *map(str, args)])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from neco.plugins import eval_codecs, eval_perceptual, eval_run
-from neco.plugins.cli import cli
 from neco.plugins.eval_perceptual import PERCEPTUAL, flip, ssimulacra2, unavailable, vmaf, vmaf_luma
 from neco.plugins.eval_run import carry_metrics, select_metrics
 
-from conftest import SHARED, photo_crop
+from conftest import SHARED, neco_eval, photo_crop
 
 SIDE = 64
 
@@ -47,13 +45,6 @@ def image():
 
 def need(name: str):
     return pytest.importorskip(PERCEPTUAL[name].module, reason=f"{name}: pip install 'neco[metrics]'")
-
-
-def neco_eval(*args):
-    result = CliRunner().invoke(cli, ["eval", *map(str, args)])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 @pytest.fixture

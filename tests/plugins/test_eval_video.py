@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from neco.plugins import eval_codecs, eval_plot
 from neco.plugins.cli import cli
-from neco.plugins.eval_codecs import CODECS, Frames, X264Codec, make_codec
+from neco.plugins.eval_codecs import CODECS, X264Codec, make_codec
 from neco.plugins.eval_metrics import psnr_rgb
 from neco.plugins.eval_run import measure_one
 from neco.plugins.eval_video import find_video, type_stats
