@@ -27,7 +27,7 @@ KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kodak"
 BEST = torch.backends.cpu.get_cpu_capability()
 CONFIGS = {
     "default-1thread": dict(capability="DEFAULT", threads=1, deterministic=False, tile=None, device="cpu"),
-    "best-2threads-deterministic-tiles3": dict(capability=BEST, threads=2, deterministic=True, tile=3,
+    "best-2threads-deterministic-tiles8": dict(capability=BEST, threads=2, deterministic=True, tile=8,
                                                device="cpu"),
     "cuda": dict(capability=BEST, threads=2, deterministic=False, tile=None, device="cuda"),
 }
