@@ -32,6 +32,8 @@ from .intnet import mean_and_index
 
 LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
+# Integer activations are clamped to +-ACT_MAX units, fixed point with ACT_FRAC_BITS.
+ACT_LIMIT_FX = ACT_MAX * 2 ** ACT_FRAC_BITS
 HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents) and g_a (30 pixels)
 
 
@@ -131,22 +133,19 @@ class FrozenImageModel:
 
     def _hyper(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
         """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
-        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
         gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
-        return self.hyper((z_sym * gain).clamp(-lim, lim).double())
+        return self.hyper((z_sym * gain).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double())
 
     def _parameters(self, h: torch.Tensor, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean_fx, table index) of every latent: h corrected by the context network, which
         sees the decoded anchors (None for the anchors' own pass: zeros)."""
-        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
         seen = torch.zeros_like(h[:h.shape[0] // 2]) if anchors is None else anchors
-        return mean_and_index((h + self.context(torch.cat([h, seen]))).clamp(-lim, lim))
+        return mean_and_index((h + self.context(torch.cat([h, seen]))).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
 
     @staticmethod
     def _anchor_values(symbols: torch.Tensor, mean_fx: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """Decoded anchor latents in fixed point (the context network's input), 0 elsewhere."""
-        lim = ACT_MAX * 2 ** ACT_FRAC_BITS
-        return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-lim, lim).double() * anchor
+        return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double() * anchor
 
     @torch.no_grad()
     def decode_latents(self, payload: bytes, height: int, width: int):
