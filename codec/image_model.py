@@ -48,7 +48,9 @@ class ImageModelConfig:
     channels: int = 128          # N: transform width
     latent_channels: int = 192   # M: channels of y
     hyper_channels: int = 128    # channels of z
-    lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
+    # rate levels, low rate first: ~0.05 to ~2 bpp on Kodak once trained
+    lambdas: tuple[float, ...] = (0.00024, 0.00047, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025,
+                                  0.0483, 0.0932, 0.18)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -164,8 +166,27 @@ class ImageModel(nn.Module):
         return torch.where(anchor, mean1, mean2), torch.where(anchor, t1, t2), y_hat
 
 
+# Per-rate-level tables (one row per lambda).
+LEVEL_PARAMETERS = ("log_gain", "log_inv_gain", "log_hyper_gain", "log_hyper_inv_gain")
 # Parameters that tools/train_image.py trains with a larger learning rate.
-FAST_PARAMETERS = ("log_gain", "log_inv_gain", "log_hyper_gain", "log_hyper_inv_gain", "z_scale_t")
+FAST_PARAMETERS = LEVEL_PARAMETERS + ("z_scale_t",)
+
+
+def with_lambdas(model: ImageModel, lambdas: tuple[float, ...]) -> ImageModel:
+    """A copy of a trained model with other rate levels: shared weights are kept, each new
+    level's gain rows are read off the old tables piecewise-linearly in log lambda, extended
+    linearly beyond the end levels (gains follow log lambda closely, see __init__)."""
+    new = ImageModel(ImageModelConfig(**{**asdict(model.cfg), "lambdas": tuple(lambdas)}))
+    state = model.state_dict()
+    old_log = torch.tensor(model.cfg.lambdas, dtype=torch.float64).log()
+    new_log = torch.tensor(lambdas, dtype=torch.float64).log()
+    i = (torch.searchsorted(old_log, new_log) - 1).clamp(0, len(old_log) - 2)
+    w = ((new_log - old_log[i]) / (old_log[i + 1] - old_log[i])).float()[:, None]
+    for name in LEVEL_PARAMETERS:
+        table = state[name]
+        state[name] = (1 - w) * table[i] + w * table[i + 1]
+    new.load_state_dict(state)
+    return new
 
 
 def interpolate_levels(table: torch.Tensor, rate_fx: int) -> torch.Tensor:

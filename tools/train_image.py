@@ -2,6 +2,7 @@
 
     python tools/train_image.py --steps 20000            # runs / resumes from the checkpoint
     python tools/train_image.py --export                 # writes codec/weights/<id>.safetensors
+    python tools/train_image.py --export --checkpoint tools/checkpoints/image-hp-best.pt
     nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
 
 The checkpoint (model, optimizer, step) is written atomically every --save-every steps, so an
@@ -9,7 +10,8 @@ interrupted run continues where it stopped. Without a checkpoint, training start
 shipped weights when they exist (sessions do not keep machines; the shipped file is the
 weights-only checkpoint that carries training across sessions). Each sample of a batch draws
 its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]). Four training
-photos are held out for validation (logged RD).
+photos are held out for validation (logged RD); the weights with the lowest validation loss
+are kept in <checkpoint>-best.pt.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import numpy as np
 from PIL import Image
 import torch
 
-from neco.codec.image_model import FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen
+from neco.codec.image_model import FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, with_lambdas
 from neco.codec import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,9 +100,10 @@ def lr_at(step, base, total, warmup_start=None):
 
 @torch.no_grad()
 def validate(model, images, device):
-    """Mean bpp and PSNR per level on held-out photos (center 512x512 crops, noise-free rate)."""
+    """Mean bpp and PSNR per level on held-out photos (center 512x512 crops, noise-free rate),
+    and the mean over levels and photos of the training loss (bpp + lambda * 255^2 * MSE)."""
     model.eval()
-    rows = []
+    rows, losses = [], []
     for level in range(model.cfg.levels):
         bpp, psnr = [], []
         for im in images:
@@ -108,13 +111,22 @@ def validate(model, images, device):
             s = min(512, h, w) // 64 * 64
             x = im[None, :, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].float().to(device) / 255
             torch.manual_seed(0)
-            out = model(x, torch.tensor([level], device=device))
+            out = model(x.contiguous(memory_format=torch.channels_last), torch.tensor([level], device=device))
             bpp.append(((out["bits_y"] + out["bits_z"]) / (s * s)).item())
             mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item()
             psnr.append(10 * math.log10(1 / mse))
+            losses.append(bpp[-1] + model.cfg.lambdas[level] * 255 ** 2 * mse)
         rows.append((np.mean(bpp), np.mean(psnr)))
     model.train()
-    return rows
+    return rows, float(np.mean(losses))
+
+
+def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
+    """Atomic write: an interrupted save leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"config": cfg.to_json(), "model": model.state_dict(), "step": step, **extra}, tmp)
+    os.replace(tmp, path)
 
 
 def main():
@@ -135,6 +147,9 @@ def main():
     p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
     p.add_argument("--latent-channels", type=int, default=ImageModelConfig.latent_channels)
+    p.add_argument("--lambdas", type=lambda v: tuple(float(x) for x in v.split(",")),
+                   help="comma-separated rate levels, low first: a new model's, or new levels for a "
+                        "trained one (gain rows read off its tables; the optimizer restarts)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,9 +167,15 @@ def main():
         print(f"starting from shipped weights {args.model_id}", flush=True)
     else:
         cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
-                               hyper_channels=args.channels)
+                               hyper_channels=args.channels, **({"lambdas": args.lambdas} if args.lambdas else {}))
         model = ImageModel(cfg)
-    model.to(args.device)
+    if args.lambdas and args.lambdas != cfg.lambdas:
+        print(f"rate levels {cfg.lambdas} -> {args.lambdas}", flush=True)
+        model = with_lambdas(model, args.lambdas)
+        cfg = model.cfg
+        new_parts = ["levels"]
+    # channels-last convolutions are ~1.5x faster on CPU (oneDNN); measured 1.33 vs 2.01 s/step
+    model.to(args.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
     if args.export:
         path = registry.export(args.model_id, model)
@@ -176,11 +197,16 @@ def main():
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
     rng = random.Random(step)
     lambdas = torch.tensor(cfg.lambdas, device=args.device)
+    # weights of the lowest validation loss so far (training is noisy; export the best)
+    best_path = args.checkpoint.with_name(args.checkpoint.stem + "-best.pt")
+    best = torch.load(best_path, weights_only=False) if best_path.exists() else None
+    best_loss = best["val_loss"] if best and best["config"] == cfg.to_json() else math.inf
     t0, log = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
-        x = random_batch(train_images, args.batch, args.crop, rng).to(args.device)
+        x = random_batch(train_images, args.batch, args.crop, rng).to(args.device,
+                                                                      memory_format=torch.channels_last)
         level = torch.randint(0, cfg.levels, (args.batch,), device=args.device)
         out = model(x, level)
         mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
@@ -203,14 +229,14 @@ def main():
                   f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
         if step % args.save_every == 0 or step == args.steps:
-            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.checkpoint.with_suffix(".tmp")
-            torch.save({"config": cfg.to_json(), "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "step": step}, tmp)
-            os.replace(tmp, args.checkpoint)
+            save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict())
         if step % args.validate_every == 0:
-            rows = validate(model, val_images, args.device)
-            print("validate step %d: " % step + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
+            rows, val_loss = validate(model, val_images, args.device)
+            print(f"validate step {step}: loss {val_loss:.4f} "
+                  + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
+            if val_loss < best_loss:
+                best_loss = val_loss
+                save_checkpoint(best_path, cfg, model, step, val_loss=val_loss)
 
 
 if __name__ == "__main__":
