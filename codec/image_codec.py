@@ -69,7 +69,9 @@ class FrozenImageModel:
         self.model_id = model_id
         self.cfg = cfg
         self.digest = digest
-        self.net = model_from_frozen(cfg, tensors).eval().requires_grad_(False)
+        # channels-last convolutions run ~1.5x faster on CPU (oneDNN); every tensor that meets
+        # these weights follows their layout
+        self.net = model_from_frozen(cfg, tensors).eval().requires_grad_(False).to(memory_format=torch.channels_last)
         self.hyper, self.context = integer_networks(cfg, tensors)
         self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
         self.z_index = tensors["z_scale_index"]
