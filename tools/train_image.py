@@ -5,16 +5,17 @@
     python tools/train_image.py --export --checkpoint tools/checkpoints/image-hp-best.pt
     nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
 
-The checkpoint (model, optimizer, step) is written atomically every --save-every steps, so an
+The checkpoint (model, its moving average, optimizer, step) is written atomically every --save-every steps, so an
 interrupted run continues where it stopped. Without a checkpoint, training starts from the
 shipped weights when they exist (sessions do not keep machines; the shipped file is the
 weights-only checkpoint that carries training across sessions). Each sample of a batch draws
 its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]). Four training
-photos are held out for validation (logged RD); the weights with the lowest validation loss
-are kept in <checkpoint>-best.pt.
+photos are held out for validation (logged RD) of the averaged weights (EMA_DECAY); the
+average with the lowest validation loss is kept in <checkpoint>-best.pt. Export writes the average.
 """
 
 import argparse
+import copy
 import math
 import os
 from pathlib import Path
@@ -84,6 +85,15 @@ def load_checkpoint_weights(model, weights) -> list[str]:
 
 
 WARMUP_STEPS = 200
+# Validation and export use an exponential moving average of the weights (Polyak averaging):
+# it smooths the step-to-step noise of small batches drawn at many rates. ~500-step horizon.
+EMA_DECAY = 0.998
+
+
+@torch.no_grad()
+def update_average(average: ImageModel, model: ImageModel) -> None:
+    for a, p in zip(average.parameters(), model.parameters()):
+        a.lerp_(p, 1 - EMA_DECAY)
 
 
 def lr_at(step, base, total, warmup_start=None):
@@ -177,8 +187,11 @@ def main():
     # channels-last convolutions are ~1.5x faster on CPU (oneDNN); measured 1.33 vs 2.01 s/step
     model.to(args.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
+    average = copy.deepcopy(model)
+    if state and "ema" in state and not new_parts:
+        average.load_state_dict(state["ema"])
     if args.export:
-        path = registry.export(args.model_id, model)
+        path = registry.export(args.model_id, average)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
         return
 
@@ -216,6 +229,7 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        update_average(average, model)
         step += 1
         log.append((loss.item(), bpp.mean().item()))
         if args.bench and step >= args.bench + (state["step"] if state else 0):
@@ -229,14 +243,15 @@ def main():
                   f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
         if step % args.save_every == 0 or step == args.steps:
-            save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict())
+            save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
+                            ema=average.state_dict())
         if step % args.validate_every == 0:
-            rows, val_loss = validate(model, val_images, args.device)
+            rows, val_loss = validate(average, val_images, args.device)
             print(f"validate step {step}: loss {val_loss:.4f} "
                   + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
             if val_loss < best_loss:
                 best_loss = val_loss
-                save_checkpoint(best_path, cfg, model, step, val_loss=val_loss)
+                save_checkpoint(best_path, cfg, average, step, val_loss=val_loss)
 
 
 if __name__ == "__main__":
