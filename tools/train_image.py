@@ -145,7 +145,9 @@ def main():
     p.add_argument("--steps", type=int, default=20000, help="total planned steps (sets the LR decay)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--lr", type=float, default=3e-4)
+    # 3e-4 trained faster early on but by step 5.6k its iterates were noisy: validation loss 3.88
+    # (raw weights) vs 3.06 (their average); after 300 steps at 1e-4: 2.98 raw, 2.90 averaged
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = adapt: all cores, one fewer while other work loads the machine)")
