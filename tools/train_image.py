@@ -222,7 +222,9 @@ def main():
             g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
         x = random_batch(train_images, args.batch, args.crop, rng).to(args.device,
                                                                       memory_format=torch.channels_last)
-        level = torch.randint(0, cfg.levels, (args.batch,), device=args.device)
+        # stratified: a batch's samples take distinct levels (as evenly as the batch allows), so
+        # the mix of loss scales (lambda spans ~750x) varies less from batch to batch
+        level = (torch.randperm(cfg.levels * -(-args.batch // cfg.levels)) % cfg.levels)[:args.batch].to(args.device)
         out = model(x, level)
         mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
         bpp = (out["bits_y"] + out["bits_z"]) / (args.crop ** 2)
