@@ -80,6 +80,19 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def transform(net: nn.Module, v: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """A pixel-side transform (g_a, g_s) under autocast to `dtype` (None: as is), back in float32.
+
+    bfloat16 convolutions run ~3x faster on CPUs with AMX (measured: 0.32 vs 0.95 s per training
+    step of 8x192^2 crops). Only pixels and encoder choices see the lower precision: rates,
+    likelihoods and the probability path stay float32 (their inputs are cast back here).
+    """
+    if dtype is None:
+        return net(v)
+    with torch.autocast(v.device.type, dtype=dtype):
+        return net(v).float()
+
+
 def checkerboard(height: int, width: int, device=None) -> torch.Tensor:
     """(height, width) bool mask of the anchor latents: (row + column) even."""
     i = torch.arange(height, device=device)[:, None]
@@ -123,18 +136,20 @@ class ImageModel(nn.Module):
         # larger learning rate (see FAST_PARAMETERS).
         self.z_scale_t = nn.Parameter(torch.full((nz,), 30.0))
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, level: torch.Tensor, transform_dtype: torch.dtype | None = None
+                ) -> dict[str, torch.Tensor]:
         """Training pass. x: (B,3,H,W) in [0,1]; level: (B,) long rate levels.
 
         Rate uses additive uniform noise; the synthesis and hyper-decoder see rounded values
         with a straight-through gradient (mixed quantization, Minnen & Singh 2020).
+        transform_dtype: run g_a and g_s in this precision (see `transform`).
         Returns x_hat and per-sample bits of y and z.
         """
         g = self.log_gain.exp()[level][:, :, None, None]
         ig = self.log_inv_gain.exp()[level][:, :, None, None]
         hg = self.log_hyper_gain.exp()[level][:, :, None, None]
         hig = self.log_hyper_inv_gain.exp()[level][:, :, None, None]
-        y = self.g_a(x) * g
+        y = transform(self.g_a, x, transform_dtype) * g
         z = self.h_a(y) * hg
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_scale = scale_from_index_value(self.z_scale_t)[None, :, None, None]
@@ -143,7 +158,7 @@ class ImageModel(nn.Module):
                                                 ste_round)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_lik = gaussian_likelihood(y_noisy, mean, scale_from_index_value(t))
-        x_hat = self.g_s(y_hat * ig)
+        x_hat = transform(self.g_s, y_hat * ig, transform_dtype)
         bits = lambda lik: -torch.log2(lik).flatten(1).sum(1)
         return {"x_hat": x_hat, "bits_y": bits(y_lik), "bits_z": bits(z_lik)}
 
