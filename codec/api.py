@@ -29,6 +29,8 @@ from .refine import MAX_REFINE_PIXELS, check_effort
 MAX_PIXELS = 89_478_485
 # Rate search: stop when the achieved rate is this close to the target (relative).
 BPP_TOLERANCE = 0.01
+# Rate search with effort > 0: refinements at most (see _search_rate).
+REFINED_SEARCH_ROUNDS = 3
 
 
 @dataclass
@@ -110,33 +112,63 @@ def _code_frame(coder, pixels: np.ndarray, quality: float | None, bpp: float | N
     x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
     y0 = coder.analyse(x, device)
 
-    def code(rate_fx: int) -> tuple[bytes, dict]:
-        return coder.code_latents(y0, rate_fx, effort, x)
+    def code(rate_fx: int, at_effort: int = effort) -> tuple[bytes, dict]:
+        return coder.code_latents(y0, rate_fx, at_effort, x)
 
     if bpp is None:
         return code(coder.rate_fx_from_quality(75.0 if quality is None else quality))
-    return _search_rate(coder, code, bpp * h * w / 8)
+    return _search_rate(code, coder.max_rate_fx, bpp * h * w / 8, effort)
 
 
-def _search_rate(coder, code, target_bytes: float) -> tuple[bytes, dict]:
-    """Bisect the rate position for the payload closest to target_bytes (size grows with it);
-    code(rate_fx) codes the frame at a rate position (at the requested effort).
+def _search_rate(code, max_rate_fx: int, target_bytes: float, effort: int) -> tuple[bytes, dict]:
+    """The payload closest to target_bytes; code(rate_fx, effort) codes the frame at a rate
+    position (size grows with it).
 
-    A target beyond the model's range gives the nearest end of the range and a warning.
+    The rate position is bisected at effort 0 (one forward pass per probe). Refinement then
+    lowers the size at a given position, so with effort > 0 the effort-0 goal is rescaled by
+    the refined/unrefined size ratio seen and the search repeats: a few refinements in all
+    rather than one per probe. A target beyond the model's range gives the nearest end of the
+    range and a warning.
     """
-    ends = [code(r) for r in (0, coder.max_rate_fx)]
-    if not len(ends[0][0]) <= target_bytes <= len(ends[1][0]):
-        nearest = ends[0] if target_bytes < len(ends[0][0]) else ends[1]
+    def off(coded) -> float:
+        return _miss(coded, target_bytes)
+
+    best, goal = None, target_bytes
+    for _ in range(REFINED_SEARCH_ROUNDS if effort else 1):
+        rate_fx, coded = _bisect_rate(lambda r: code(r, 0), max_rate_fx, goal)
+        refined = code(rate_fx) if effort else coded
+        best = refined if best is None or off(refined) < off(best) else best
+        if off(best) <= BPP_TOLERANCE * target_bytes:
+            return best
+        goal *= target_bytes / len(refined[0])
+    if rate_fx in (0, max_rate_fx) and off(best) > BPP_TOLERANCE * target_bytes:
         warnings.warn(f"target rate not reachable; coded at the nearest achievable rate "
-                      f"({len(nearest[0]) / target_bytes:.2f}x the target)", stacklevel=4)
-        return nearest
-    lo, hi = 0, coder.max_rate_fx
-    best = min(ends, key=lambda c: abs(len(c[0]) - target_bytes))
+                      f"({len(best[0]) / target_bytes:.2f}x the target)", stacklevel=4)
+    return best
+
+
+def _miss(coded: tuple[bytes, dict], target_bytes: float) -> float:
+    return abs(len(coded[0]) - target_bytes)
+
+
+def _bisect_rate(code, max_rate_fx: int, target_bytes: float) -> tuple[int, tuple[bytes, dict]]:
+    """(rate position, code(position)) with the size closest to target_bytes; an end of the
+    range when the target lies beyond it."""
+    def off(coded) -> float:
+        return _miss(coded, target_bytes)
+
+    lo, hi = 0, max_rate_fx
+    ends = {r: code(r) for r in (lo, hi)}
+    if not len(ends[lo][0]) <= target_bytes <= len(ends[hi][0]):
+        r = lo if target_bytes < len(ends[lo][0]) else hi
+        return r, ends[r]
+    best = min(ends.items(), key=lambda rc: off(rc[1]))
     while hi - lo > 1:
         mid = (lo + hi) // 2
         coded = code(mid)
-        best = min(best, coded, key=lambda c: abs(len(c[0]) - target_bytes))
-        if abs(len(coded[0]) - target_bytes) <= BPP_TOLERANCE * target_bytes:
+        if off(coded) < off(best[1]):
+            best = (mid, coded)
+        if off(coded) <= BPP_TOLERANCE * target_bytes:
             break
         lo, hi = (mid, hi) if len(coded[0]) < target_bytes else (lo, mid)
     return best

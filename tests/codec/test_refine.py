@@ -59,3 +59,20 @@ def test_cli_offers_every_effort_level():
     from neco.plugins.cli import encode
     option = next(p for p in encode.params if p.name == "effort")
     assert (option.type.min, option.type.max) == (0, refine.MAX_EFFORT)
+
+
+def test_bpp_target_with_effort_refines_a_few_times(monkeypatch):
+    """The rate search probes at effort 0 and refines only a few candidates."""
+    from neco.codec import image_codec
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return refine_latents(*args, **kwargs)
+
+    refine_latents = image_codec.refine_latents
+    monkeypatch.setattr(image_codec, "refine_latents", counted)
+    pixels = photo_crop(96, 96, index=3)
+    data = api.encode_array(pixels, bpp=1.0, effort=1).data
+    assert 1 <= len(calls) <= api.REFINED_SEARCH_ROUNDS
+    assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
