@@ -16,7 +16,9 @@ effort 0 (the integer hyper-decoder picks the tables), so every decoder reads th
 refinement that ends worse than its start (by the same cost, hard-rounded) is dropped.
 """
 
+import logging
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,10 @@ MAX_EFFORT = len(EFFORT_STEPS) - 1
 # Refinement holds the synthesis' activations for backpropagation, about 0.6 KB per pixel.
 MAX_REFINE_PIXELS = 1 << 22
 LEARNING_RATE = 0.03
+# Progress lines (logging, INFO) per refinement: long efforts take minutes.
+PROGRESS_REPORTS = 4
+
+log = logging.getLogger(__name__)
 TAU_START, TAU_END = 0.5, 0.05
 
 
@@ -100,6 +106,7 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
     opt = torch.optim.Adam([y_var, z_var], lr=LEARNING_RATE)
     rng_state = torch.get_rng_state()
     torch.manual_seed(seed)
+    start_time = time.perf_counter()
     try:
         with torch.enable_grad():
             for step in range(steps):
@@ -108,6 +115,9 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if (step + 1) % max(1, steps // PROGRESS_REPORTS) == 0:
+                    log.info("effort %d: refined %d/%d steps, %.0f s", effort, step + 1, steps,
+                             time.perf_counter() - start_time)
     finally:
         torch.set_rng_state(rng_state)
     with torch.no_grad():

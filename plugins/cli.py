@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from fractions import Fraction
 import math
 import os
@@ -89,6 +90,13 @@ def _show_warning(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
     click.echo(f"neco: warning: {' '.join(str(message).split())}", err=True)
 
 
+class _EchoHandler(logging.Handler):
+    """Library progress (e.g. long encoder efforts, logged at INFO) as ``neco: ...`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"neco: {record.getMessage()}", err=True)
+
+
 class _NecoGroup(click.Group):
     """Translates expected failures of every subcommand into `CliError`.
 
@@ -97,6 +105,10 @@ class _NecoGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        logger, handler = logging.getLogger("neco"), _EchoHandler()
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
@@ -107,6 +119,9 @@ class _NecoGroup(click.Group):
             raise CliError(_describe(exc)) from exc
         except KeyboardInterrupt as exc:
             raise CliError("interrupted", EXIT_INTERRUPTED) from exc
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 def _display(path: str, stream: str) -> str:

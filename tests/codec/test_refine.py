@@ -76,3 +76,15 @@ def test_bpp_target_with_effort_refines_a_few_times(monkeypatch):
     data = api.encode_array(pixels, bpp=1.0, effort=1).data
     assert 1 <= len(calls) <= api.REFINED_SEARCH_ROUNDS
     assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
+
+
+def test_cli_reports_refinement_progress(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+    from neco.plugins.cli import cli
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_crop(32, 32)).save(src)
+    result = CliRunner().invoke(cli, ["encode", str(src), str(tmp_path / "out.neco"), "--effort", "1"])
+    assert result.exit_code == 0, result.output
+    steps = refine.EFFORT_STEPS[1]
+    assert f"neco: effort 1: refined {steps}/{steps} steps" in result.output
