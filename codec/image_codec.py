@@ -119,9 +119,10 @@ class FrozenImageModel:
             return torch.round(y - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
 
         h, anchor = self._hyper(z_sym, rate_fx), checkerboard(*y.shape[-2:])
-        mean1, idx1 = self._parameters(h, None)
+        from_h = self.context.accumulate(h)
+        mean1, idx1 = self._parameters(h, from_h)
         anchor_sym = quantize(mean1)
-        mean2, idx2 = self._parameters(h, self._anchor_values(anchor_sym, mean1, anchor))
+        mean2, idx2 = self._parameters(h, from_h, self._anchor_values(anchor_sym, mean1, anchor))
         y_sym = torch.where(anchor, anchor_sym, quantize(mean2))
         enc = StreamEncoder()
         z_idx = self._z_indices(z_sym.shape)
@@ -138,11 +139,14 @@ class FrozenImageModel:
         gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
         return self.hyper((z_sym * gain).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double())
 
-    def _parameters(self, h: torch.Tensor, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _parameters(self, h: torch.Tensor, from_h: torch.Tensor, anchors: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean_fx, table index) of every latent: h corrected by the context network, which
-        sees the decoded anchors (None for the anchors' own pass: zeros)."""
-        seen = torch.zeros_like(h[:h.shape[0] // 2]) if anchors is None else anchors
-        return mean_and_index((h + self.context(torch.cat([h, seen]))).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+        sees (h, decoded anchors), the anchors being zeros (None) in their own pass. Its first
+        layer's share from h, `from_h` (context.accumulate(h)), is the same in both passes and
+        computed once; the anchors' share is added exactly (IntegerConvNet.accumulate)."""
+        acc = from_h if anchors is None else from_h + self.context.accumulate(anchors, h.shape[0])
+        return mean_and_index((h + self.context.finish(acc)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
 
     @staticmethod
     def _anchor_values(symbols: torch.Tensor, mean_fx: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
@@ -165,10 +169,11 @@ class FrozenImageModel:
         dec = new_decoder(payload[pos:])
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
         h, anchor = self._hyper(z_sym, rate_fx), checkerboard(4 * zh, 4 * zw)
-        mean1, idx1 = self._parameters(h, None)
+        from_h = self.context.accumulate(h)
+        mean1, idx1 = self._parameters(h, from_h)
         y_sym = torch.zeros_like(mean1)
         y_sym[:, anchor] = self.coder.decode(dec, idx1[:, anchor])
-        mean2, idx2 = self._parameters(h, self._anchor_values(y_sym, mean1, anchor))
+        mean2, idx2 = self._parameters(h, from_h, self._anchor_values(y_sym, mean1, anchor))
         y_sym[:, ~anchor] = self.coder.decode(dec, idx2[:, ~anchor])
         return rate_fx, z_sym, y_sym, torch.where(anchor, mean1, mean2)
 

@@ -177,10 +177,23 @@ class IntegerConvNet:
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         """Run on a (C, h, w) float64 tensor of integers (fixed point, ACT_FRAC_BITS, within
         +-ACT_MAX units); returns the output the same way."""
+        return self.finish(self.accumulate(a))
+
+    def accumulate(self, a: torch.Tensor, first_channel: int = 0) -> torch.Tensor:
+        """The first layer's accumulator (before bias) from input channels first_channel ..
+        first_channel + len(a) alone. The layer is linear, so the accumulators of disjoint
+        channel groups add up to the whole input's, exactly: each is a partial sum within the
+        bound check_bounds proves. Lets a caller reuse the share of inputs that do not change."""
+        w = self.weights[0][:, first_channel:first_channel + a.shape[0]]
+        return _exact_conv(a, w.double().flatten(1), self.spec[0].kernel)
+
+    def finish(self, acc: torch.Tensor) -> torch.Tensor:
+        """The network's output from its first layer's complete accumulator."""
         lim = ACT_MAX * 2 ** ACT_FRAC_BITS
-        for s, w, b in zip(self.spec, self.weights, self.biases):
-            acc = _exact_conv(a, w.double().flatten(1), s.kernel) + b.double().view(-1, 1, 1)
-            a = torch.floor(acc / 2 ** WEIGHT_FRAC_BITS)
+        for i, (s, w, b) in enumerate(zip(self.spec, self.weights, self.biases)):
+            if i:
+                acc = _exact_conv(a, w.double().flatten(1), s.kernel)
+            a = torch.floor((acc + b.double().view(-1, 1, 1)) / 2 ** WEIGHT_FRAC_BITS)
             a = a.clamp(0, lim) if s.relu else a.clamp(-lim, lim)
             if s.upscale > 1:
                 a = F.pixel_shuffle(a[None], s.upscale)[0]
