@@ -35,11 +35,11 @@ MAX_EFFORT = len(EFFORT_STEPS) - 1
 # Refinement holds the synthesis' activations for backpropagation, about 0.6 KB per pixel.
 MAX_REFINE_PIXELS = 1 << 22
 LEARNING_RATE = 0.03
+TAU_START, TAU_END = 0.5, 0.05
 # Progress lines (logging, INFO) per refinement: long efforts take minutes.
 PROGRESS_REPORTS = 4
 
 log = logging.getLogger(__name__)
-TAU_START, TAU_END = 0.5, 0.05
 
 
 def check_effort(effort: int) -> None:
