@@ -9,7 +9,8 @@ The checkpoint (model, its moving average, optimizer, step) is written atomicall
 interrupted run continues where it stopped. Without a checkpoint, training starts from the
 shipped weights when they exist (sessions do not keep machines; the shipped file is the
 weights-only checkpoint that carries training across sessions). Each sample of a batch draws
-its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]). Four training
+its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]), each sample's
+divided by its level's running mean (balance_levels). Four training
 photos are held out for validation (logged RD) of the averaged weights (EMA_DECAY); the
 average with the lowest validation loss is kept in <checkpoint>-best.pt. Export writes the average.
 """
@@ -88,6 +89,29 @@ WARMUP_STEPS = 200
 # Validation and export use an exponential moving average of the weights (Polyak averaging):
 # it smooths the step-to-step noise of small batches drawn at many rates. ~500-step horizon.
 EMA_DECAY = 0.998
+# Horizon of the per-level running mean of the loss (see balance_levels), in observations.
+LEVEL_LOSS_DECAY = 0.99
+
+
+def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: torch.Tensor) -> torch.Tensor:
+    """The batch loss with each sample's loss divided by its rate level's running mean.
+
+    The top level's loss is ~20x the bottom's, so a plain mean lets the high rates steer the
+    shared transforms. Dividing by the level's mean makes the gradient that of the mean over
+    levels of log(loss): every level's relative improvement counts the same, as in a BD-rate.
+    Updates `level_loss` (NaN: level not seen yet) in place; the result keeps the plain mean's
+    magnitude, so gradient clipping acts as before.
+    """
+    with torch.no_grad():
+        count = torch.zeros_like(level_loss).index_add_(0, level, torch.ones_like(per_sample))
+        total = torch.zeros_like(level_loss).index_add_(0, level, per_sample.detach())
+        seen = count > 0
+        batch_mean = total[seen] / count[seen]
+        old = level_loss[seen]
+        level_loss[seen] = torch.where(old.isnan(), batch_mean, old.lerp(batch_mean, 1 - LEVEL_LOSS_DECAY))
+        known = level_loss[~level_loss.isnan()]
+        weight = known.mean() / level_loss[level]
+    return torch.mean(weight * per_sample)
 
 
 @torch.no_grad()
@@ -111,11 +135,12 @@ def lr_at(step, base, total, warmup_start=None):
 @torch.no_grad()
 def validate(model, images, device):
     """Mean bpp and PSNR per level on held-out photos (center 512x512 crops, noise-free rate),
-    and the mean over levels and photos of the training loss (bpp + lambda * 255^2 * MSE)."""
+    and the geometric mean over levels of each level's mean training loss (bpp + lambda * 255^2
+    * MSE): the objective balance_levels trains for, where each level's relative gain counts."""
     model.eval()
-    rows, losses = [], []
+    rows, log_losses = [], []
     for level in range(model.cfg.levels):
-        bpp, psnr = [], []
+        bpp, psnr, losses = [], [], []
         for im in images:
             _, h, w = im.shape
             s = min(512, h, w) // 64 * 64
@@ -127,8 +152,9 @@ def validate(model, images, device):
             psnr.append(10 * math.log10(1 / mse))
             losses.append(bpp[-1] + model.cfg.lambdas[level] * 255 ** 2 * mse)
         rows.append((np.mean(bpp), np.mean(psnr)))
+        log_losses.append(math.log(np.mean(losses)))
     model.train()
-    return rows, float(np.mean(losses))
+    return rows, math.exp(np.mean(log_losses))
 
 
 def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
@@ -219,6 +245,9 @@ def main():
     best_path = args.checkpoint.with_name(args.checkpoint.stem + "-best.pt")
     best = torch.load(best_path, weights_only=False) if best_path.exists() else None
     best_loss = best["val_loss"] if best and best["config"] == cfg.to_json() else math.inf
+    # running mean loss per level (balance_levels); NaN until a level is seen
+    resumed = state and "level_loss" in state and not new_parts
+    level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=args.device)
     t0, log = time.time(), []
     while step < args.steps:
         for g in opt.param_groups:
@@ -231,14 +260,15 @@ def main():
         out = model(x, level, torch.bfloat16 if args.bf16 else None)
         mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
         bpp = (out["bits_y"] + out["bits_z"]) / (args.crop ** 2)
-        loss = torch.mean(bpp + lambdas[level] * 255 ** 2 * mse)
+        per_sample = bpp + lambdas[level] * 255 ** 2 * mse
+        loss = balance_levels(per_sample, level, level_loss)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         update_average(average, model)
         step += 1
-        log.append((loss.item(), bpp.mean().item()))
+        log.append((per_sample.mean().item(), bpp.mean().item()))
         if args.bench and step >= args.bench + (state["step"] if state else 0):
             print(f"{(time.time() - t0) / args.bench:.2f} s/step over {args.bench} steps")
             return
@@ -251,7 +281,7 @@ def main():
             t0, log = time.time(), []
         if step % args.save_every == 0 or step == args.steps:
             save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
-                            ema=average.state_dict())
+                            ema=average.state_dict(), level_loss=level_loss.tolist())
         if step % args.validate_every == 0:
             rows, val_loss = validate(average, val_images, args.device)
             print(f"validate step {step}: loss {val_loss:.4f} "

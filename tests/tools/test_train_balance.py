@@ -1,0 +1,34 @@
+"""The training loss weighs rate levels equally (tools/train_image.py: balance_levels)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import torch
+
+_spec = importlib.util.spec_from_file_location(
+    "train_image", Path(__file__).resolve().parents[2] / "tools" / "train_image.py")
+train_image = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_image)
+
+
+def test_each_level_pulls_in_proportion_to_its_relative_loss():
+    level_loss = torch.tensor([1.0, 10.0, math.nan])
+    per_sample = torch.tensor([1.0, 10.0, 10.0], requires_grad=True)
+    loss = train_image.balance_levels(per_sample, torch.tensor([0, 1, 1]), level_loss)
+    loss.backward()
+    # every sample at its level's running mean: each weighs in at the mean over levels (5.5),
+    # and the gradient divides each sample by its level's mean (that of the mean log-loss)
+    assert math.isclose(loss.item(), 5.5, rel_tol=1e-6)
+    g = per_sample.grad
+    assert torch.allclose(g[0] / g[1], torch.tensor(10.0))
+    assert torch.equal(g[1], g[2])
+    assert math.isnan(level_loss[2])  # unseen levels keep no mean
+
+
+def test_running_means_start_at_the_first_batch_then_move_slowly():
+    level_loss = torch.full((2,), math.nan)
+    train_image.balance_levels(torch.tensor([2.0, 4.0]), torch.tensor([0, 0]), level_loss)
+    assert level_loss[0] == 3.0 and math.isnan(level_loss[1])
+    train_image.balance_levels(torch.tensor([13.0]), torch.tensor([0]), level_loss)
+    assert math.isclose(level_loss[0].item(), 3.0 + (1 - train_image.LEVEL_LOSS_DECAY) * 10, rel_tol=1e-6)
