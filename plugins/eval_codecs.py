@@ -38,7 +38,8 @@ from importlib.metadata import PackageNotFoundError, version as package_version
 import numpy as np
 from PIL import Image, features
 
-NECO_QUALITIES = (0, 15, 30, 45, 60, 75, 90, 100)
+# Quality maps linearly onto the shipped model's 11 trained rate levels: every 10 is one of them.
+NECO_QUALITIES = tuple(range(0, 101, 10))
 
 
 class Codec:

@@ -181,6 +181,8 @@ def main():
     p.add_argument("--bf16", action="store_true",
                    help="analysis and synthesis transforms in bfloat16 (~3x faster on CPUs with AMX; "
                         "rates and the probability path stay float32)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the transforms (measured 0.22 vs 0.25 s/step on CPU; ~40 s to compile)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = adapt: all cores, one fewer while other work loads the machine)")
     p.add_argument("--checkpoint", type=Path, default=ROOT / "tools" / "checkpoints" / "image-hp.pt")
@@ -229,6 +231,9 @@ def main():
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
         return
 
+    if args.compile:  # after the deep copy above: the average must not share compiled code
+        model.g_a.compile()
+        model.g_s.compile()
     params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg} params {params / 1e6:.2f} M, step {step}", flush=True)
     fast = [p for n, p in model.named_parameters() if n in FAST_PARAMETERS]
