@@ -16,6 +16,7 @@ effort 0 (the integer hyper-decoder picks the tables), so every decoder reads th
 refinement that ends worse than its start (by the same cost, hard-rounded) is dropped.
 """
 
+import copy
 import logging
 import math
 import time
@@ -76,6 +77,10 @@ class _Cost:
 
     def __init__(self, net: ImageModel, x: torch.Tensor, rate_fx: int, lam: float):
         self.net, self.x = net, x
+        # The hyper-decoder's float32 input gradients (convolutions over a few 1/64-scale
+        # positions) varied from run to run on 2 threads; in float64 they do not, at no
+        # noticeable cost (it is the smallest network).
+        self.h_s = copy.deepcopy(net.h_s).double()
         self.inv_gain = interpolate_levels(net.log_inv_gain, rate_fx)[None, :, None, None]
         self.hyper_inv_gain = interpolate_levels(net.log_hyper_inv_gain, rate_fx)[None, :, None, None]
         self.z_scale = scale_from_index_value(net.z_scale_t.round())[None, :, None, None]
@@ -84,7 +89,7 @@ class _Cost:
 
     def __call__(self, y: torch.Tensor, z: torch.Tensor, quantize) -> torch.Tensor:
         z_hat = quantize(z)
-        h = self.net.h_s((z_hat * self.hyper_inv_gain).clamp(-ACT_MAX, ACT_MAX))
+        h = self.h_s((z_hat * self.hyper_inv_gain).clamp(-ACT_MAX, ACT_MAX).double()).float()
         mean, t, y_hat = self.net.latent_parameters(h, y, quantize)
         bits = -torch.log2(gaussian_likelihood(y_hat, mean, scale_from_index_value(t))).sum() \
             - torch.log2(gaussian_likelihood(z_hat, torch.zeros_like(z_hat), self.z_scale)).sum()
@@ -96,10 +101,8 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
                    effort: int, lambdas: tuple[float, ...], frac_bits: int, seed: int = 0
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refined (y, z) for image x (1,3,H,W in [0,1]) at a rate position; the start is returned
-    when refinement does not lower the hard-rounded cost. Deterministic for a given seed on one
-    thread; with two, repeated encodes of a test crop differed in 2 of 6 runs (float gradients
-    summed in a varying order, op not yet pinned down), and each result is still a valid file
-    that decodes identically everywhere. The network's parameters must not require gradients."""
+    when refinement does not lower the hard-rounded cost. Deterministic for a given seed and
+    configuration. The network's parameters must not require gradients."""
     steps = EFFORT_STEPS[effort]
     if steps == 0:
         return y, z
