@@ -96,7 +96,7 @@ LEVEL_LOSS_DECAY = 0.99
 def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: torch.Tensor) -> torch.Tensor:
     """The batch loss with each sample's loss divided by its rate level's running mean.
 
-    The top level's loss is ~20x the bottom's, so a plain mean lets the high rates steer the
+    The top level's loss is ~35x the bottom's, so a plain mean lets the high rates steer the
     shared transforms. Dividing by the level's mean makes the gradient that of the mean over
     levels of log(loss): every level's relative improvement counts the same, as in a BD-rate.
     Updates `level_loss` (NaN: level not seen yet) in place; the result keeps the plain mean's
