@@ -75,6 +75,13 @@ def gaussian_likelihood(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
     return (upper - lower).clamp_min(_LIKELIHOOD_FLOOR)
 
 
+def rd_cost(bpp, mse, lam):
+    """The rate-distortion cost bpp + lambda * 255^2 * MSE (MSE of pixels in [0, 1]), the
+    convention of CompressAI's lambdas, which `ImageModelConfig.lambdas` follow. Works on
+    floats and tensors alike."""
+    return bpp + lam * 255 ** 2 * mse
+
+
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from neco.formats.errors import InvalidArgumentError
 
 from .constants import ACT_MAX
-from .image_model import ImageModel, gaussian_likelihood, interpolate_levels
+from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost
 from .intnet import scale_from_index_value
 
 # Optimisation steps of each effort level; effort 0 is the plain forward pass.
@@ -84,7 +84,7 @@ class _Cost:
         self.inv_gain = interpolate_levels(net.log_inv_gain, rate_fx)[None, :, None, None]
         self.hyper_inv_gain = interpolate_levels(net.log_hyper_inv_gain, rate_fx)[None, :, None, None]
         self.z_scale = scale_from_index_value(net.z_scale_t.round())[None, :, None, None]
-        self.weight = lam * 255 ** 2
+        self.lam = lam
         self.pixels = x.shape[-2] * x.shape[-1]
 
     def __call__(self, y: torch.Tensor, z: torch.Tensor, quantize) -> torch.Tensor:
@@ -94,7 +94,7 @@ class _Cost:
         bits = -torch.log2(gaussian_likelihood(y_hat, mean, scale_from_index_value(t))).sum() \
             - torch.log2(gaussian_likelihood(z_hat, torch.zeros_like(z_hat), self.z_scale)).sum()
         x_hat = self.net.g_s(y_hat * self.inv_gain)[..., :self.x.shape[-2], :self.x.shape[-1]]
-        return bits / self.pixels + self.weight * torch.mean((x_hat - self.x) ** 2)
+        return rd_cost(bits / self.pixels, torch.mean((x_hat - self.x) ** 2), self.lam)
 
 
 def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, rate_fx: int,

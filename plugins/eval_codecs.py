@@ -39,7 +39,9 @@ import numpy as np
 from PIL import Image, features
 
 # Quality maps linearly onto the shipped model's 11 trained rate levels: every 10 is one of them.
-NECO_QUALITIES = tuple(range(0, 101, 10))
+# The grid takes each trained level, plus the midpoints (interpolated gains) from 15 to 65,
+# where its Kodak rates span ~0.1-1 bpp: the range RD comparisons focus on gets 11 points.
+NECO_QUALITIES = tuple(sorted({*range(0, 101, 10), *range(15, 70, 10)}))
 
 
 class Codec:

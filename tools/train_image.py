@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 import torch
 
-from neco.codec.image_model import FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, with_lambdas
+from neco.codec.image_model import (FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, rd_cost,
+                                    with_lambdas)
 from neco.codec import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +151,7 @@ def validate(model, images, device):
             bpp.append(((out["bits_y"] + out["bits_z"]) / (s * s)).item())
             mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item()
             psnr.append(10 * math.log10(1 / mse))
-            losses.append(bpp[-1] + model.cfg.lambdas[level] * 255 ** 2 * mse)
+            losses.append(rd_cost(bpp[-1], mse, model.cfg.lambdas[level]))
         rows.append((np.mean(bpp), np.mean(psnr)))
         log_losses.append(math.log(np.mean(losses)))
     model.train()
@@ -268,7 +269,7 @@ def main():
         out = model(x, level, torch.bfloat16 if args.bf16 else None)
         mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
         bpp = (out["bits_y"] + out["bits_z"]) / (args.crop ** 2)
-        per_sample = bpp + lambdas[level] * 255 ** 2 * mse
+        per_sample = rd_cost(bpp, mse, lambdas[level])
         loss = balance_levels(per_sample, level, level_loss)
         opt.zero_grad()
         loss.backward()
