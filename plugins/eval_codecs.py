@@ -40,7 +40,8 @@ from PIL import Image, features
 
 # Quality maps linearly onto the shipped model's 11 trained rate levels: every 10 is one of them.
 # The grid takes each trained level, plus the midpoints (interpolated gains) from 15 to 65,
-# where its Kodak rates span ~0.1-1 bpp: the range RD comparisons focus on gets 11 points.
+# where its Kodak rates span ~0.1-1 bpp, the range RD comparisons focus on (12 points there
+# with the 57.5k-step weights).
 NECO_QUALITIES = tuple(sorted({*range(0, 101, 10), *range(15, 70, 10)}))
 
 
