@@ -6,10 +6,10 @@ FRAME payload layout for image-hp models (all integers little-endian; see docs/F
     words              constriction ANS (stack) coder output, uint32 little-endian, decoded in
                        this order:
                        z symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]),
-                       then the anchor y symbols ((row + column) even; tables from h_s(z)
-                       and the context network with no anchors), then the other y symbols
-                       (tables from h_s(z) and the context network given the anchors);
-                       y is M x 4*ceil(H/64) x 4*ceil(W/64)
+                       then the anchor y symbols ((row + column) even) of each channel
+                       group, then the other y symbols of each group (tables from h_s(z)
+                       and the context network given what is decoded before: see
+                       _walk_latents); y is M x 4*ceil(H/64) x 4*ceil(W/64)
 
 Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
 stays bounded on large images; only the (float) pixel side is tiled, the probability path
@@ -114,19 +114,15 @@ class FrozenImageModel:
             y, z = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         y = y[0].double().cpu()
+        groups = [(z_sym, self._z_indices(z_sym.shape))]
 
-        def quantize(mean_fx: torch.Tensor) -> torch.Tensor:
-            return torch.round(y - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64)
+        def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
+            groups.append((sym.to(torch.int64)[:, mask], index[:, mask]))
+            return groups[-1][0]
 
-        h, anchor = self._hyper(z_sym, rate_fx), checkerboard(*y.shape[-2:])
-        from_h = self.context.accumulate(h)
-        mean1, idx1 = self._parameters(h, from_h)
-        anchor_sym = quantize(mean1)
-        mean2, idx2 = self._parameters(h, from_h, self._anchor_values(anchor_sym, mean1, anchor))
-        y_sym = torch.where(anchor, anchor_sym, quantize(mean2))
+        self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
         enc = StreamEncoder()
-        z_idx = self._z_indices(z_sym.shape)
-        groups = [(z_sym, z_idx), (y_sym[:, anchor], idx1[:, anchor]), (y_sym[:, ~anchor], idx2[:, ~anchor])]
         for symbols, indices in groups:
             self.coder.encode(enc, symbols, indices)
         words = enc.finish()
@@ -139,19 +135,40 @@ class FrozenImageModel:
         gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
         return self.hyper((z_sym * gain).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double())
 
-    def _parameters(self, h: torch.Tensor, from_h: torch.Tensor, anchors: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean_fx, table index) of every latent: h corrected by the context network, which
-        sees (h, decoded anchors), the anchors being zeros (None) in their own pass. Its first
-        layer's share from h, `from_h` (context.accumulate(h)), is the same in both passes and
-        computed once; the anchors' share is added exactly (IntegerConvNet.accumulate)."""
-        acc = from_h if anchors is None else from_h + self.context.accumulate(anchors, h.shape[0])
-        return mean_and_index((h + self.context.finish(acc)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+    def _walk_latents(self, h: torch.Tensor, next_symbols) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visit the y symbols in coding order, computing each group's probabilities from what
+        is decoded before it: the anchors ((row + column) even) of each channel group in turn,
+        then the other positions of each group in turn. Returns (y symbols, means fixed-point).
+
+        next_symbols(channels, mask, mean_fx, index) gives the symbols of those channels at the
+        mask positions (the encoder quantizes, the decoder decodes); mean_fx and index are the
+        channels' parameters at every position. The context network sees [h, decoded anchors,
+        decoded latents of earlier groups in this pass]; its first layer's share from each input
+        is accumulated exactly once (IntegerConvNet.accumulate) and `finish` computes only the
+        current group's rows.
+        """
+        m = self.cfg.latent_channels
+        anchor = checkerboard(*h.shape[-2:])
+        y_sym = torch.zeros((m, *h.shape[-2:]), dtype=torch.int64)
+        mean_fx = torch.zeros_like(y_sym)
+        from_h = self.context.accumulate(h)
+        groups = self.cfg.group_slices()
+        for mask in (anchor, ~anchor):
+            acc = from_h if mask is anchor else from_h + self.context.accumulate(self._values(y_sym, mean_fx, anchor), 2 * m)
+            for k, group in enumerate(groups):
+                if k:
+                    prev = groups[k - 1]
+                    acc = acc + self.context.accumulate(self._values(y_sym[prev], mean_fx[prev], mask), 3 * m + prev.start)
+                rows = self.cfg.group_rows(group)
+                mean, index = mean_and_index((h[rows] + self.context.finish(acc, rows)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+                y_sym[group, mask] = next_symbols(group, mask, mean, index)
+                mean_fx[group, mask] = mean[:, mask]
+        return y_sym, mean_fx
 
     @staticmethod
-    def _anchor_values(symbols: torch.Tensor, mean_fx: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-        """Decoded anchor latents in fixed point (the context network's input), 0 elsewhere."""
-        return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double() * anchor
+    def _values(symbols: torch.Tensor, mean_fx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Decoded latents in fixed point (the context network's input) at mask positions, 0 elsewhere."""
+        return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double() * mask
 
     @torch.no_grad()
     def decode_latents(self, payload: bytes, height: int, width: int):
@@ -168,14 +185,9 @@ class FrozenImageModel:
                                    f"{width}x{height} image")
         dec = new_decoder(payload[pos:])
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
-        h, anchor = self._hyper(z_sym, rate_fx), checkerboard(4 * zh, 4 * zw)
-        from_h = self.context.accumulate(h)
-        mean1, idx1 = self._parameters(h, from_h)
-        y_sym = torch.zeros_like(mean1)
-        y_sym[:, anchor] = self.coder.decode(dec, idx1[:, anchor])
-        mean2, idx2 = self._parameters(h, from_h, self._anchor_values(y_sym, mean1, anchor))
-        y_sym[:, ~anchor] = self.coder.decode(dec, idx2[:, ~anchor])
-        return rate_fx, z_sym, y_sym, torch.where(anchor, mean1, mean2)
+        y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx),
+                                            lambda channels, mask, mean, index: self.coder.decode(dec, index[:, mask]))
+        return rate_fx, z_sym, y_sym, mean_fx
 
     @torch.no_grad()
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:

@@ -51,6 +51,14 @@ class ImageModelConfig:
     # rate levels, low rate first: ~0.05 to ~2 bpp on Kodak once trained
     lambdas: tuple[float, ...] = (0.00024, 0.00047, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025,
                                   0.0483, 0.0932, 0.18)
+    # sizes of the channel groups of y, coded one after another, each conditioned on the earlier
+    # ones (channel context); () = one group of all channels, no channel context
+    channel_groups: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.channel_groups and (sum(self.channel_groups) != self.latent_channels
+                                    or min(self.channel_groups) < 1):
+            raise ValueError(f"channel groups {self.channel_groups} do not split {self.latent_channels} channels")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -59,11 +67,27 @@ class ImageModelConfig:
     def from_json(cls, text: str) -> "ImageModelConfig":
         d = json.loads(text)
         d["lambdas"] = tuple(d["lambdas"])
+        d["channel_groups"] = tuple(d.get("channel_groups", ()))
         return cls(**d)
 
     @property
     def levels(self) -> int:
         return len(self.lambdas)
+
+    @property
+    def channel_context(self) -> bool:
+        return len(self.channel_groups) > 1
+
+    def group_slices(self) -> list[slice]:
+        """The channels of each group, in coding order."""
+        sizes = self.channel_groups or (self.latent_channels,)
+        ends = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+        return [slice(end - size, end) for size, end in zip(sizes, ends)]
+
+    def group_rows(self, group: slice) -> torch.Tensor:
+        """Rows of a group's parameters in the (means, scale positions) layout of 2M channels."""
+        rows = torch.arange(group.start, group.stop)
+        return torch.cat([rows, rows + self.latent_channels])
 
 
 def gaussian_likelihood(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -122,7 +146,7 @@ class ImageModel(nn.Module):
         self.h_a = nn.Sequential(conv(m, nz, 3, 1), nn.ReLU(), conv(nz, nz), nn.ReLU(),
                                  conv(nz, nz))
         self.h_s = FloatConvNet(hyper_layers(nz, m))
-        self.context = FloatConvNet(context_layers(m))
+        self.context = FloatConvNet(context_layers(m, cfg.channel_context))
         with torch.no_grad():
             # scale positions start mid-table (sigma ~ 2.4), not at 0.11
             self.h_s.convs[-1].bias[m:] = INITIAL_SCALE_INDEX
@@ -172,20 +196,36 @@ class ImageModel(nn.Module):
     def latent_parameters(self, h: torch.Tensor, y: torch.Tensor, quantize
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Means, scale-table positions and quantized values of y (B, M, H, W), given the
-        hyper-decoder's output h (B, 2M, H, W): the float twin of the coder's two passes.
+        hyper-decoder's output h (B, 2M, H, W): the float twin of the coder's passes.
 
-        `quantize` rounds (straight-through in training, soft in encoder refinement); the
-        anchors' quantized values are what the context of the non-anchors sees.
+        Coding order: the anchors of each channel group in turn, then the other latents of each
+        group in turn. The context network sees [h, decoded anchors (all groups; zeros in the
+        anchor pass), decoded latents of the earlier groups in the current pass (channel
+        context)]; its first layer is linear, so each input's share is computed once and
+        summed (as in the integer coder). `quantize` rounds (straight-through in training, soft
+        in encoder refinement).
         """
+        m = self.cfg.latent_channels
         anchor = checkerboard(y.shape[-2], y.shape[-1], y.device)
-        p1 = (h + self.context(torch.cat([h, torch.zeros_like(y)], dim=1))).clamp(-ACT_MAX, ACT_MAX)
-        mean1, t1 = split_parameters(p1)
-        q1 = quantize(y - mean1) + mean1
-        anchors = q1.clamp(-ACT_MAX, ACT_MAX) * anchor
-        p2 = (h + self.context(torch.cat([h, anchors], dim=1))).clamp(-ACT_MAX, ACT_MAX)
-        mean2, t2 = split_parameters(p2)
-        y_hat = torch.where(anchor, q1, quantize(y - mean2) + mean2)
-        return torch.where(anchor, mean1, mean2), torch.where(anchor, t1, t2), y_hat
+        from_h = self.context.accumulate(h)
+        groups = self.cfg.group_slices()
+        passes = []  # per pass: (mean, scale position, quantized) of each group
+        for mask in (anchor, ~anchor):
+            acc = from_h if not passes else from_h + self.context.accumulate(anchors, 2 * m)
+            out = []
+            for k, group in enumerate(groups):
+                if k:
+                    prev = groups[k - 1]
+                    acc = acc + self.context.accumulate(out[-1][2].clamp(-ACT_MAX, ACT_MAX) * mask, 3 * m + prev.start)
+                rows = self.cfg.group_rows(group).to(h.device)
+                p = (h[:, rows] + self.context.finish(acc, rows)).clamp(-ACT_MAX, ACT_MAX)
+                mean, t = split_parameters(p)
+                out.append((mean, t, quantize(y[:, group] - mean) + mean))
+            passes.append([torch.cat(parts, dim=1) for parts in zip(*out)])
+            if len(passes) == 1:
+                anchors = passes[0][2].clamp(-ACT_MAX, ACT_MAX) * anchor
+        (mean1, t1, q1), (mean2, t2, q2) = passes
+        return torch.where(anchor, mean1, mean2), torch.where(anchor, t1, t2), torch.where(anchor, q1, q2)
 
 
 # Per-rate-level tables (one row per lambda).
@@ -207,6 +247,20 @@ def with_lambdas(model: ImageModel, lambdas: tuple[float, ...]) -> ImageModel:
     for name in LEVEL_PARAMETERS:
         table = state[name]
         state[name] = (1 - w) * table[i] + w * table[i + 1]
+    new.load_state_dict(state)
+    return new
+
+
+def with_channel_groups(model: ImageModel, channel_groups: tuple[int, ...]) -> ImageModel:
+    """A copy of a trained model without channel context that codes y in channel groups, each
+    conditioned on the earlier ones. The context network's new channel-context inputs start
+    with zero weights, so the copy computes the same probabilities until it is trained."""
+    if model.cfg.channel_context:
+        raise ValueError("the model already has channel groups")
+    new = ImageModel(ImageModelConfig(**{**asdict(model.cfg), "channel_groups": tuple(channel_groups)}))
+    state = model.state_dict()
+    first = state["context.convs.0.weight"]
+    state["context.convs.0.weight"] = torch.cat([first, torch.zeros_like(first[:, :model.cfg.latent_channels])], dim=1)
     new.load_state_dict(state)
     return new
 
@@ -251,7 +305,7 @@ def integer_networks(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]
         return IntegerConvNet(layers, [tensors[f"{name}_int.{i}.weight"] for i in range(len(layers))],
                               [tensors[f"{name}_int.{i}.bias"] for i in range(len(layers))])
     return (net("h_s", hyper_layers(cfg.hyper_channels, cfg.latent_channels)),
-            net("context", context_layers(cfg.latent_channels)))
+            net("context", context_layers(cfg.latent_channels, cfg.channel_context)))
 
 
 def model_from_frozen(cfg: ImageModelConfig, tensors: dict[str, torch.Tensor]) -> ImageModel:

@@ -55,12 +55,14 @@ def hyper_layers(hyper_channels: int, latent_channels: int) -> tuple[ConvLayer, 
     )
 
 
-def context_layers(latent_channels: int) -> tuple[ConvLayer, ...]:
-    """The checkerboard context network: (hyper parameters, decoded anchor latents) -> a
-    correction of the parameters. Its 3x3 window around a non-anchor latent holds its four
-    anchor neighbours (see image_model.checkerboard)."""
+def context_layers(latent_channels: int, channel_context: bool = False) -> tuple[ConvLayer, ...]:
+    """The context network: (hyper parameters, decoded anchor latents[, decoded latents of
+    earlier channel groups]) -> a correction of the parameters. Its 3x3 window around a
+    non-anchor latent holds its four anchor neighbours (see image_model.checkerboard); the
+    channel-context input (models with channel groups) adds the earlier groups' latents of the
+    same pass, the same position included."""
     m = latent_channels
-    return (ConvLayer(3 * m, m, relu=True), ConvLayer(m, 2 * m, relu=False, kernel=1))
+    return (ConvLayer((4 if channel_context else 3) * m, m, relu=True), ConvLayer(m, 2 * m, relu=False, kernel=1))
 
 
 class _BoundedIndex(torch.autograd.Function):
@@ -97,8 +99,23 @@ class FloatConvNet(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(s.cin, s.cout, s.kernel, padding=s.kernel // 2) for s in spec)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        for spec, conv in zip(self.spec, self.convs):
-            a = conv(a)
+        return self.finish(self.accumulate(a))
+
+    def accumulate(self, a: torch.Tensor, first_channel: int = 0) -> torch.Tensor:
+        """The first layer's output before bias from input channels first_channel ..
+        first_channel + a.shape[1] alone (the float twin of IntegerConvNet.accumulate)."""
+        conv = self.convs[0]
+        return F.conv2d(a, conv.weight[:, first_channel:first_channel + a.shape[1]], padding=conv.padding)
+
+    def finish(self, acc: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's output from its first layer's complete accumulator; `rows`: only these
+        output channels (see IntegerConvNet.finish)."""
+        last = len(self.convs) - 1
+        for i, (spec, conv) in enumerate(zip(self.spec, self.convs)):
+            w, b = conv.weight, conv.bias
+            if i == last and rows is not None:
+                w, b = w[rows], b[rows]
+            a = acc + b.view(-1, 1, 1) if i == 0 else F.conv2d(a, w, b, padding=conv.padding)
             a = a.clamp(0, ACT_MAX) if spec.relu else a.clamp(-ACT_MAX, ACT_MAX)
             if spec.upscale > 1:
                 a = F.pixel_shuffle(a, spec.upscale)
@@ -187,10 +204,15 @@ class IntegerConvNet:
         w = self.weights[0][:, first_channel:first_channel + a.shape[0]]
         return _exact_conv(a, w.double().flatten(1), self.spec[0].kernel)
 
-    def finish(self, acc: torch.Tensor) -> torch.Tensor:
-        """The network's output from its first layer's complete accumulator."""
+    def finish(self, acc: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's output from its first layer's complete accumulator; `rows`: only these
+        output channels (of a last layer without pixel shuffle), e.g. one channel group's
+        parameters."""
         lim = ACT_MAX * 2 ** ACT_FRAC_BITS
+        last = len(self.spec) - 1
         for i, (s, w, b) in enumerate(zip(self.spec, self.weights, self.biases)):
+            if i == last and rows is not None:
+                w, b = w[rows], b[rows]
             if i:
                 acc = _exact_conv(a, w.double().flatten(1), s.kernel)
             a = torch.floor((acc + b.double().view(-1, 1, 1)) / 2 ** WEIGHT_FRAC_BITS)

@@ -29,7 +29,7 @@ from PIL import Image
 import torch
 
 from neco.codec.image_model import (FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, rd_cost,
-                                    with_lambdas)
+                                    with_channel_groups, with_lambdas)
 from neco.codec import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +87,8 @@ def load_checkpoint_weights(model, weights) -> list[str]:
 
 
 WARMUP_STEPS = 200
+# Untimed steps before a --bench measurement: the first steps compile (--compile) and warm caches.
+BENCH_WARMUP = 5
 # Validation and export use an exponential moving average of the weights (Polyak averaging):
 # it smooths the step-to-step noise of small batches drawn at many rates. ~500-step horizon.
 EMA_DECAY = 0.998
@@ -169,6 +171,8 @@ def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-id", default="image-hp-v1")
+    p.add_argument("--start-from", metavar="MODEL_ID",
+                   help="shipped weights to start from when there is no checkpoint (default: --model-id)")
     p.add_argument("--steps", type=int, default=20000, help="total planned steps (sets the LR decay)")
     # Per CPU-second, batches of 4 trained faster than 8 (holdout BD-rate -2.4 % in 1,500 steps
     # of 4 vs -2.0 % in 1,000 of 8, 0.23 vs 0.46 s/step) and as fast as 2 (whose high levels lagged)
@@ -191,12 +195,17 @@ def main():
     p.add_argument("--validate-every", type=int, default=500)
     p.add_argument("--from-scratch", action="store_true", help="ignore the shipped weights")
     p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
-    p.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
+    p.add_argument("--bench", type=int, default=0,
+                   help="time this many steps (after BENCH_WARMUP untimed ones: compilation) and exit")
     p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
     p.add_argument("--latent-channels", type=int, default=ImageModelConfig.latent_channels)
     p.add_argument("--lambdas", type=lambda v: tuple(float(x) for x in v.split(",")),
                    help="comma-separated rate levels, low first: a new model's, or new levels for a "
                         "trained one (gain rows read off its tables; the optimizer restarts)")
+    p.add_argument("--channel-groups", type=lambda v: tuple(int(x) for x in v.split(",")),
+                   help="comma-separated channel groups of y (e.g. 16,16,32,64,64): a new model's, or "
+                        "a channel context for a trained one without (starts at zero: the same "
+                        "probabilities; the optimizer restarts)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -204,23 +213,30 @@ def main():
 
     state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
     new_parts = []
+    start = args.start_from or args.model_id
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
         new_parts = load_checkpoint_weights(model, state["model"])
-    elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
-        cfg, tensors = registry.load_tensors(args.model_id, verify=False)
+    elif registry.weights_path(start).exists() and not (args.bench or args.from_scratch):
+        cfg, tensors = registry.load_tensors(start, verify=False)
         model = model_from_frozen(cfg, tensors)
-        print(f"starting from shipped weights {args.model_id}", flush=True)
+        print(f"starting from shipped weights {start}", flush=True)
     else:
         cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
-                               hyper_channels=args.channels, **({"lambdas": args.lambdas} if args.lambdas else {}))
+                               hyper_channels=args.channels, channel_groups=args.channel_groups or (),
+                               **({"lambdas": args.lambdas} if args.lambdas else {}))
         model = ImageModel(cfg)
     if args.lambdas and args.lambdas != cfg.lambdas:
         print(f"rate levels {cfg.lambdas} -> {args.lambdas}", flush=True)
         model = with_lambdas(model, args.lambdas)
         cfg = model.cfg
         new_parts = ["levels"]
+    if args.channel_groups and args.channel_groups != cfg.channel_groups:
+        print(f"channel groups {cfg.channel_groups} -> {args.channel_groups}", flush=True)
+        model = with_channel_groups(model, args.channel_groups)
+        cfg = model.cfg
+        new_parts = ["channel groups"]
     # channels-last convolutions are ~1.5x faster on CPU (oneDNN); measured 1.33 vs 2.01 s/step
     model.to(args.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
@@ -258,6 +274,7 @@ def main():
     resumed = state and "level_loss" in state and not new_parts
     level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=args.device)
     t0, log = time.time(), []
+    first_step = step
     while step < args.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
@@ -278,8 +295,10 @@ def main():
         update_average(average, model)
         step += 1
         log.append((per_sample.mean().item(), bpp.mean().item()))
-        if args.bench and step >= args.bench + (state["step"] if state else 0):
-            print(f"{(time.time() - t0) / args.bench:.2f} s/step over {args.bench} steps")
+        if args.bench and step == first_step + BENCH_WARMUP:
+            bench_start = time.time()
+        if args.bench and step == first_step + BENCH_WARMUP + args.bench:
+            print(f"{(time.time() - bench_start) / args.bench:.3f} s/step over {args.bench} steps")
             return
         if step % 20 == 0:
             if not args.threads:

@@ -7,12 +7,15 @@ encoder's and the decoder's passes decodes garbage.
 """
 
 import numpy as np
+import pytest
 import torch
 
 from neco.codec import registry
+from neco.codec.constants import ACT_FRAC_BITS, ACT_MAX, RATE_FRAC_BITS
+from neco.codec.entropy import build_gaussian_tables
 from neco.codec.image_codec import FrozenImageModel
-from neco.codec.image_model import checkerboard
-from conftest import photo_crop, psnr
+from neco.codec.image_model import checkerboard, frozen_tensors, model_from_frozen, with_channel_groups
+from conftest import PSNR_FLOOR, photo_crop, psnr
 
 
 def _model(context_scale: int) -> FrozenImageModel:
@@ -45,3 +48,75 @@ def test_random_context_round_trips():
     ctx_payload, ctx = _round_trip(_model(40), pixels, 512)
     assert ctx_payload != plain_payload  # the context changed the probabilities...
     assert psnr(pixels, ctx) > psnr(pixels, plain) - 1.0  # ...and the decoder followed it
+
+
+GROUPS = (16, 16, 32, 64, 64)
+
+
+def _frozen(net) -> FrozenImageModel:
+    tensors = frozen_tensors(net)
+    tensors["cdf_tables"] = torch.from_numpy(build_gaussian_tables())
+    return FrozenImageModel("test", net.cfg, tensors, b"test")
+
+
+def _shipped_float_model():
+    cfg, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    return model_from_frozen(cfg, tensors)
+
+
+def _grouped_with_random_context(scale: float, seed: int = 3):
+    net = _shipped_float_model()
+    if not net.cfg.channel_context:
+        net = with_channel_groups(net, GROUPS)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in net.context.convs:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * scale)
+    return net
+
+
+def test_channel_groups_start_as_the_model_without_them():
+    """Zero channel-context weights: the same symbols with the same probabilities (the
+    payloads differ only in the order the coder writes symbols within each call)."""
+    net = _shipped_float_model()
+    if net.cfg.channel_context:
+        pytest.skip("the shipped model already has channel groups")
+    x = torch.from_numpy(photo_crop(96, 80, index=4).copy()).permute(2, 0, 1)
+    coded = []
+    for coder in (_frozen(net), _frozen(with_channel_groups(net, GROUPS))):
+        payload, stats = coder.code_latents(coder.analyse(x), 700)
+        coded.append((stats["cross_entropy_bits"], coder.decode_latents(payload, 80, 96)))
+    (bits, latents), (grouped_bits, grouped_latents) = coded
+    assert grouped_bits == pytest.approx(bits, rel=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(latents[1:], grouped_latents[1:]))
+
+
+def test_random_channel_context_round_trips():
+    net = _grouped_with_random_context(0.05)
+    pixels = photo_crop(96, 80, index=2)
+    payload, decoded = _round_trip(_frozen(net), pixels, 512)
+    with torch.no_grad():
+        net.context.convs[0].weight[:, 3 * net.cfg.latent_channels:] = 0
+    without, _ = _round_trip(_frozen(net), pixels, 512)
+    assert payload != without  # the channel context changed the probabilities...
+    assert psnr(pixels, decoded) > PSNR_FLOOR  # ...and the decoder followed it
+
+
+def test_float_twin_codes_in_the_coder_order():
+    """Training's float model must condition each group on what the coder decodes before it:
+    with a random context, its rounded latents match the coder's symbols (up to rare rounding
+    flips from the integer weights). At this scale the channel context moves enough latents
+    that a float model ignoring it agrees on only ~87 %; stronger contexts turn chaotic (the
+    float and integer twins drift apart even without channel groups)."""
+    net = _grouped_with_random_context(0.01).eval()
+    coder = _frozen(net)
+    x = torch.from_numpy(photo_crop(128, 128, index=1).copy()).permute(2, 0, 1)
+    payload, _ = coder.code_latents(coder.analyse(x), 5 << RATE_FRAC_BITS)
+    _, _, y_sym, mean_fx = coder.decode_latents(payload, 128, 128)
+    with torch.no_grad():
+        y = net.g_a(x[None].float() / 255) * net.log_gain[5].exp()[None, :, None, None]
+        z = torch.round(net.h_a(y) * net.log_hyper_gain[5].exp()[None, :, None, None])
+        h = net.h_s((z * net.log_hyper_inv_gain[5].exp()[None, :, None, None]).clamp(-ACT_MAX, ACT_MAX))
+        mean, _, y_hat = net.latent_parameters(h, y, torch.round)
+    agree = torch.isclose(y_hat[0].double(), y_sym + mean_fx.double() / 2 ** ACT_FRAC_BITS, atol=0.02).double().mean()
+    assert agree > 0.98, agree
