@@ -27,11 +27,13 @@ import torch.nn.functional as F
 from neco.formats.errors import InvalidArgumentError
 
 from .constants import ACT_MAX
-from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost
+from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, transform
 from .intnet import scale_from_index_value
 
-# Optimisation steps of each effort level; effort 0 is the plain forward pass.
-EFFORT_STEPS = (0, 20, 80, 300)
+# Optimisation steps of each effort level; effort 0 is the plain forward pass. On holdout
+# photo 047 (384^2 crop, step-57.5k weights) 160 steps lowered the cost 2.9 % where 80 did
+# 2.1-2.5 %.
+EFFORT_STEPS = (0, 40, 160, 600)
 MAX_EFFORT = len(EFFORT_STEPS) - 1
 # Refinement holds the synthesis' activations for backpropagation, about 0.6 KB per pixel.
 MAX_REFINE_PIXELS = 1 << 22
@@ -40,6 +42,16 @@ MAX_REFINE_PIXELS = 1 << 22
 # 10 / 50 / 90; 0.03 gives +3.6 / +1.7 / -4.6 % (worse than no refinement below the top rates).
 LEARNING_RATE = 0.01
 TAU_START, TAU_END = 0.5, 0.05
+
+
+def synthesis_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 for the synthesis during refinement on CPUs with native bfloat16 dot products
+    (AVX512-BF16 or AMX), else float32 (None). Measured on an AVX512-BF16 CPU (80 steps, 384^2
+    crop, 1 thread): 16 s vs 29-41 s in float32, the same cost reduction (-2.1 / -2.5 % vs
+    -1.7 / -2.5 % at quality 20 / 80). Only the encoder's choice of latents sees it."""
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
+        getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return torch.bfloat16 if device.type == "cpu" and native else None
 # Progress lines (logging, INFO) per refinement: long efforts take minutes.
 PROGRESS_REPORTS = 4
 
@@ -89,6 +101,7 @@ class _Cost:
         self.z_scale = scale_from_index_value(net.z_scale_t.round())[None, :, None, None]
         self.lam = lam
         self.pixels = x.shape[-2] * x.shape[-1]
+        self.dtype = synthesis_dtype(x.device)
 
     def __call__(self, y: torch.Tensor, z: torch.Tensor, quantize) -> torch.Tensor:
         z_hat = quantize(z)
@@ -96,7 +109,7 @@ class _Cost:
         mean, t, y_hat = self.net.latent_parameters(h, y, quantize)
         bits = -torch.log2(gaussian_likelihood(y_hat, mean, scale_from_index_value(t))).sum() \
             - torch.log2(gaussian_likelihood(z_hat, torch.zeros_like(z_hat), self.z_scale)).sum()
-        x_hat = self.net.g_s(y_hat * self.inv_gain)[..., :self.x.shape[-2], :self.x.shape[-1]]
+        x_hat = transform(self.net.g_s, y_hat * self.inv_gain, self.dtype)[..., :self.x.shape[-2], :self.x.shape[-1]]
         return rd_cost(bits / self.pixels, torch.mean((x_hat - self.x) ** 2), self.lam)
 
 
@@ -128,6 +141,7 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
                              time.perf_counter() - start_time)
     finally:
         torch.set_rng_state(rng_state)
+    cost.dtype = None  # the final comparison in full precision
     with torch.no_grad():
         start, end = cost(y, z, torch.round), cost(y_var, z_var, torch.round)
     return (y_var.detach(), z_var.detach()) if end < start else (y, z)
