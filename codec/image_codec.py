@@ -114,19 +114,19 @@ class FrozenImageModel:
             y, z = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         y = y[0].double().cpu()
-        groups = [(z_sym, self._z_indices(z_sym.shape))]
+        coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
 
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
-            groups.append((sym.to(torch.int64)[:, mask], index[:, mask]))
-            return groups[-1][0]
+            coded.append((sym.to(torch.int64)[:, mask], index[:, mask]))
+            return coded[-1][0]
 
         self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
         enc = StreamEncoder()
-        for symbols, indices in groups:
+        for symbols, indices in coded:
             self.coder.encode(enc, symbols, indices)
         words = enc.finish()
-        stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in groups),
+        stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in coded),
                  "coded_bits": 8 * len(words)}
         return encode_varint(rate_fx) + words, stats
 
@@ -147,23 +147,30 @@ class FrozenImageModel:
         is accumulated exactly once (IntegerConvNet.accumulate) and `finish` computes only the
         current group's rows.
         """
-        m = self.cfg.latent_channels
         anchor = checkerboard(*h.shape[-2:])
-        y_sym = torch.zeros((m, *h.shape[-2:]), dtype=torch.int64)
+        y_sym = torch.zeros((self.cfg.latent_channels, *h.shape[-2:]), dtype=torch.int64)
         mean_fx = torch.zeros_like(y_sym)
         from_h = self.context.accumulate(h)
-        groups = self.cfg.group_slices()
-        for mask in (anchor, ~anchor):
-            acc = from_h if mask is anchor else from_h + self.context.accumulate(self._values(y_sym, mean_fx, anchor), 2 * m)
-            for k, group in enumerate(groups):
-                if k:
-                    prev = groups[k - 1]
-                    acc = acc + self.context.accumulate(self._values(y_sym[prev], mean_fx[prev], mask), 3 * m + prev.start)
-                rows = self.cfg.group_rows(group)
-                mean, index = mean_and_index((h[rows] + self.context.finish(acc, rows)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
-                y_sym[group, mask] = next_symbols(group, mask, mean, index)
-                mean_fx[group, mask] = mean[:, mask]
+        self._pass(h, from_h, anchor, y_sym, mean_fx, next_symbols)
+        acc = from_h + self.context.accumulate(self._values(y_sym, mean_fx, anchor), 2 * self.cfg.latent_channels)
+        self._pass(h, acc, ~anchor, y_sym, mean_fx, next_symbols)
         return y_sym, mean_fx
+
+    def _pass(self, h: torch.Tensor, acc: torch.Tensor, mask: torch.Tensor, y_sym: torch.Tensor,
+              mean_fx: torch.Tensor, next_symbols) -> None:
+        """Every channel group in turn at the mask positions of one pass, filling y_sym and
+        mean_fx there; `acc` is the context network's first-layer accumulator from h and the
+        anchors, to which each group adds the previous group's decoded latents (channel context)."""
+        groups = self.cfg.group_slices()
+        for k, group in enumerate(groups):
+            if k:
+                prev = groups[k - 1]
+                channel_context = self._values(y_sym[prev], mean_fx[prev], mask)
+                acc = acc + self.context.accumulate(channel_context, 3 * self.cfg.latent_channels + prev.start)
+            rows = self.cfg.group_rows(group)
+            mean, index = mean_and_index((h[rows] + self.context.finish(acc, rows)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+            y_sym[group, mask] = next_symbols(group, mask, mean, index)
+            mean_fx[group, mask] = mean[:, mask]
 
     @staticmethod
     def _values(symbols: torch.Tensor, mean_fx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

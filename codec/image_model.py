@@ -1,23 +1,27 @@
-"""image-hp: a variable-rate mean-scale hyperprior image model with a checkerboard context
-and exact integer networks on the probability path.
+"""image-hp: a variable-rate mean-scale hyperprior image model with a checkerboard and
+channel-group context and exact integer networks on the probability path.
 
 Data flow (Ballé et al. 2018, "Variational image compression with a scale hyperprior";
 Minnen et al. 2018 mean-scale prior; He et al. 2021, "Checkerboard context model for efficient
-learned image compression"; Cui et al. 2021 gain units for one model at many rates):
+learned image compression"; He et al. 2022 (ELIC) uneven channel groups; Cui et al. 2021 gain
+units for one model at many rates):
 
     x ─g_a─► y·gain[r] ─h_a─► z·hgain[r] ─round─► z_sym ─────────────────────► ANS coder
                 │                                   │
                 │                 integer h_s(z_sym · hinv[r]) ─► h
-                │   anchors (i+j even):     params = h + ctx(h, 0)
-                │   non-anchors:            params = h + ctx(h, decoded anchors)
+                │   anchors (i+j even), group k:  params = h + ctx(h, 0, anchors of groups < k)
+                │   non-anchors, group k:         params = h + ctx(h, all anchors,
+                │                                                  non-anchors of groups < k)
                 └──────── round(y - mean) ─► y_sym: anchors, then non-anchors ──► ANS coder
     decoder: (y_sym + mean) · inv_gain[r] ─g_s─► x_hat
 
 g_a / g_s / h_a run in float (they decide pixels and encoder choices, not probabilities);
 h_s and the context network ctx run in exact integer arithmetic (intnet.py) because their
-outputs choose CDF tables. Half the latents (anchors) are coded with the hyperprior alone; the
+outputs choose CDF tables. Half the latents (anchors) are coded without spatial context; the
 other half also see their four decoded anchor neighbours, in one parallel pass (no serial
-autoregression). The rate position r is continuous: gains are interpolated between the
+autoregression). With channel groups (ImageModelConfig.channel_groups), each pass codes the
+groups one after another, each seeing the earlier groups' latents of that pass, the same
+position included. The rate position r is continuous: gains are interpolated between the
 trained levels.
 """
 
@@ -205,27 +209,30 @@ class ImageModel(nn.Module):
         summed (as in the integer coder). `quantize` rounds (straight-through in training, soft
         in encoder refinement).
         """
-        m = self.cfg.latent_channels
         anchor = checkerboard(y.shape[-2], y.shape[-1], y.device)
         from_h = self.context.accumulate(h)
-        groups = self.cfg.group_slices()
-        passes = []  # per pass: (mean, scale position, quantized) of each group
-        for mask in (anchor, ~anchor):
-            acc = from_h if not passes else from_h + self.context.accumulate(anchors, 2 * m)
-            out = []
-            for k, group in enumerate(groups):
-                if k:
-                    prev = groups[k - 1]
-                    acc = acc + self.context.accumulate(out[-1][2].clamp(-ACT_MAX, ACT_MAX) * mask, 3 * m + prev.start)
-                rows = self.cfg.group_rows(group).to(h.device)
-                p = (h[:, rows] + self.context.finish(acc, rows)).clamp(-ACT_MAX, ACT_MAX)
-                mean, t = split_parameters(p)
-                out.append((mean, t, quantize(y[:, group] - mean) + mean))
-            passes.append([torch.cat(parts, dim=1) for parts in zip(*out)])
-            if len(passes) == 1:
-                anchors = passes[0][2].clamp(-ACT_MAX, ACT_MAX) * anchor
-        (mean1, t1, q1), (mean2, t2, q2) = passes
+        mean1, t1, q1 = self._context_pass(h, y, from_h, anchor, quantize)
+        anchors = q1.clamp(-ACT_MAX, ACT_MAX) * anchor
+        acc = from_h + self.context.accumulate(anchors, 2 * self.cfg.latent_channels)
+        mean2, t2, q2 = self._context_pass(h, y, acc, ~anchor, quantize)
         return torch.where(anchor, mean1, mean2), torch.where(anchor, t1, t2), torch.where(anchor, q1, q2)
+
+    def _context_pass(self, h: torch.Tensor, y: torch.Tensor, acc: torch.Tensor, mask: torch.Tensor, quantize
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(means, scale positions, quantized y) of every channel group in turn, for the
+        positions of one pass (`mask`; values elsewhere are unused), given the context network's
+        first-layer accumulator from h and the anchors; each group adds the previous group's
+        quantized latents at the mask positions (channel context)."""
+        groups, out = self.cfg.group_slices(), []
+        for k, group in enumerate(groups):
+            if k:
+                prev = groups[k - 1]
+                channel_context = out[-1][2].clamp(-ACT_MAX, ACT_MAX) * mask
+                acc = acc + self.context.accumulate(channel_context, 3 * self.cfg.latent_channels + prev.start)
+            rows = self.cfg.group_rows(group).to(h.device)
+            mean, t = split_parameters((h[:, rows] + self.context.finish(acc, rows)).clamp(-ACT_MAX, ACT_MAX))
+            out.append((mean, t, quantize(y[:, group] - mean) + mean))
+        return tuple(torch.cat(parts, dim=1) for parts in zip(*out))
 
 
 # Per-rate-level tables (one row per lambda).
@@ -255,8 +262,9 @@ def with_channel_groups(model: ImageModel, channel_groups: tuple[int, ...]) -> I
     """A copy of a trained model without channel context that codes y in channel groups, each
     conditioned on the earlier ones. The context network's new channel-context inputs start
     with zero weights, so the copy computes the same probabilities until it is trained."""
-    if model.cfg.channel_context:
-        raise ValueError("the model already has channel groups")
+    if model.cfg.channel_context or len(channel_groups) < 2:
+        raise ValueError(f"channel groups {channel_groups} for a model with {model.cfg.channel_groups}: "
+                         "needs two or more groups for a model without")
     new = ImageModel(ImageModelConfig(**{**asdict(model.cfg), "channel_groups": tuple(channel_groups)}))
     state = model.state_dict()
     first = state["context.convs.0.weight"]

@@ -65,6 +65,13 @@ def context_layers(latent_channels: int, channel_context: bool = False) -> tuple
     return (ConvLayer((4 if channel_context else 3) * m, m, relu=True), ConvLayer(m, 2 * m, relu=False, kernel=1))
 
 
+def _check_rows_layer(spec: tuple[ConvLayer, ...]) -> None:
+    """`finish(acc, rows)` slices the last layer's outputs: it must not be the first layer
+    (whose accumulator is already complete) nor pixel-shuffle its outputs."""
+    if len(spec) < 2 or spec[-1].upscale != 1:
+        raise ValueError("finish(rows=...) needs a last layer after the first, without pixel shuffle")
+
+
 class _BoundedIndex(torch.autograd.Function):
     """Clamp to the table range; pass gradients that point back into the range.
 
@@ -111,6 +118,8 @@ class FloatConvNet(nn.Module):
         """The network's output from its first layer's complete accumulator; `rows`: only these
         output channels (see IntegerConvNet.finish)."""
         last = len(self.convs) - 1
+        if rows is not None:
+            _check_rows_layer(self.spec)
         for i, (spec, conv) in enumerate(zip(self.spec, self.convs)):
             w, b = conv.weight, conv.bias
             if i == last and rows is not None:
@@ -210,6 +219,8 @@ class IntegerConvNet:
         parameters."""
         lim = ACT_MAX * 2 ** ACT_FRAC_BITS
         last = len(self.spec) - 1
+        if rows is not None:
+            _check_rows_layer(self.spec)
         for i, (s, w, b) in enumerate(zip(self.spec, self.weights, self.biases)):
             if i == last and rows is not None:
                 w, b = w[rows], b[rows]
