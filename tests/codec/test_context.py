@@ -14,7 +14,8 @@ from neco.codec import registry
 from neco.codec.constants import ACT_FRAC_BITS, ACT_MAX, RATE_FRAC_BITS
 from neco.codec.entropy import build_gaussian_tables
 from neco.codec.image_codec import FrozenImageModel
-from neco.codec.image_model import checkerboard, frozen_tensors, model_from_frozen, with_channel_groups
+from neco.codec.image_model import (ImageModel, ImageModelConfig, checkerboard, frozen_tensors, model_from_frozen,
+                                    with_channel_groups)
 from conftest import PSNR_FLOOR, photo_crop, psnr
 
 
@@ -120,3 +121,22 @@ def test_float_twin_codes_in_the_coder_order():
         mean, _, y_hat = net.latent_parameters(h, y, torch.round)
     agree = torch.isclose(y_hat[0].double(), y_sym + mean_fx.double() / 2 ** ACT_FRAC_BITS, atol=0.02).double().mean()
     assert agree > 0.98, agree
+
+
+def test_channel_groups_keep_the_float_function():
+    """The training model with new, zero channel-context weights computes what it did."""
+    torch.manual_seed(0)
+    old = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
+    with torch.no_grad():
+        old.context.convs[-1].weight.normal_(0, 0.3)
+    new = with_channel_groups(old.eval(), (2, 2, 4)).eval()
+    x = torch.rand(1, 3, 128, 128)
+    torch.manual_seed(1)
+    a = old(x, torch.tensor([1]))
+    torch.manual_seed(1)
+    b = new(x, torch.tensor([1]))
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5) and torch.allclose(a["bits_y"], b["bits_y"], rtol=1e-5)
+    with pytest.raises(ValueError, match="two or more groups"):
+        with_channel_groups(new, (4, 4))
+    with pytest.raises(ValueError, match="do not split"):
+        ImageModelConfig(latent_channels=8, channel_groups=(2, 2))
