@@ -171,19 +171,16 @@ class ImageModel(nn.Module):
         # larger learning rate (see FAST_PARAMETERS).
         self.z_scale_t = nn.Parameter(torch.full((nz,), 30.0))
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor, transform_dtype: torch.dtype | None = None,
-                channel_rate_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, level: torch.Tensor, transform_dtype: torch.dtype | None = None
+                ) -> dict[str, torch.Tensor]:
         """Training pass. x: (B,3,H,W) in [0,1]; level: (B,) long rate levels.
 
         Rate uses additive uniform noise in training mode and the rounded values (what the coder
         pays) in eval mode; the synthesis and hyper-decoder see rounded values with a
-        straight-through gradient (mixed quantization, Minnen & Singh 2020). The noisy rate of a
-        latent that is always zero stays ~0.15 bits at the smallest table scale, so only eval
-        mode measures models with different numbers of unused channels fairly.
+        straight-through gradient (mixed quantization, Minnen & Singh 2020). The noisy rate
+        charges ~0.15 bits for a latent that is always zero (at the smallest table scale), so
+        only eval mode measures what a model's files cost.
         transform_dtype: run g_a and g_s in this precision (see `transform`).
-        channel_rate_weight: (M,) weight of each channel's bits in bits_y (default 1): new
-        channels of a grown model come in with a rate weight ramping up from 0 (see
-        `with_latent_channels`).
         Returns x_hat and per-sample bits of y and z.
         """
         g = self.log_gain.exp()[level][:, :, None, None]
@@ -201,8 +198,6 @@ class ImageModel(nn.Module):
         y_lik = gaussian_likelihood(y_coded, mean, scale_from_index_value(t))
         x_hat = transform(self.g_s, y_hat * ig, transform_dtype)
         bits = lambda lik: -torch.log2(lik).flatten(1).sum(1)
-        if channel_rate_weight is not None:
-            y_lik = y_lik ** channel_rate_weight[:, None, None]
         return {"x_hat": x_hat, "bits_y": bits(y_lik), "bits_z": bits(z_lik)}
 
     def latent_parameters(self, h: torch.Tensor, y: torch.Tensor, quantize
@@ -277,50 +272,6 @@ def with_channel_groups(model: ImageModel, channel_groups: tuple[int, ...]) -> I
     state = model.state_dict()
     first = state["context.convs.0.weight"]
     state["context.convs.0.weight"] = torch.cat([first, torch.zeros_like(first[:, :model.cfg.latent_channels])], dim=1)
-    new.load_state_dict(state)
-    return new
-
-
-def with_latent_channels(model: ImageModel, latent_channels: int) -> ImageModel:
-    """A copy of a trained model with more channels of y that draws the same pictures until
-    trained. The new channels start alive: random analysis rows (as long as the old rows on
-    average), the old channels' mean gains and mean scale position. Their synthesis rows are
-    zero, so the pictures stay the same and those rows get a gradient from the first step; they
-    reach the hyper-analysis and the context network's old outputs through zero weights. They
-    do cost bits at once, so the trainer ramps their rate weight up from zero (`forward`'s
-    channel_rate_weight) while the synthesis learns to use them.
-
-    Why more: with 192 channels of y per 16x16x3 pixels (1/4 of the dimensions), even
-    unquantized latents capped image-hp-v1 at 37.1 / 29.9 dB on held-out photos 046 / 048, and
-    its Kodak curve flattened above 1 bpp; Ballé et al. (2018) use 320 channels for high rates.
-    Why alive: grown as zeros at the smallest table scale (nothing to code), the new channels
-    stayed zero, since under the training rate (uniform noise) any move away from zero costs
-    bits before rounding lets it lower the distortion: after 3,900 steps (the last 1,200 with
-    the rate ramp) 0.6 % of the top level's new latents were nonzero, and their gains had
-    fallen 3x."""
-    old_m = model.cfg.latent_channels
-    if model.cfg.channel_context or latent_channels <= old_m:
-        raise ValueError(f"can grow {old_m} latent channels without channel context to more, not {latent_channels}")
-    new = ImageModel(ImageModelConfig(**{**asdict(model.cfg), "latent_channels": latent_channels}))
-    state = {name: value.clone() for name, value in new.state_dict().items()}
-    old_state = model.state_dict()
-    with torch.no_grad():
-        for name in ("g_s.0.weight", "h_a.0.weight", "h_s.convs.3.weight", "h_s.convs.3.bias",
-                     "context.convs.1.weight"):
-            state[name].zero_()
-        state["context.convs.0.weight"][:old_m] = 0  # the old hidden units ignore the new inputs
-        rows = state["g_a.6.weight"][old_m:]
-        rows *= old_state["g_a.6.weight"].flatten(1).norm(dim=1).mean() / rows.flatten(1).norm(dim=1).mean()
-        for name, old in old_state.items():
-            # channels of y sit in blocks of latent_channels (means | scales | anchors); old
-            # channel i of block b moves to b * latent_channels + i
-            index = tuple(torch.arange(size) if size == state[name].shape[d] else
-                          (torch.arange(size) // old_m) * latent_channels + torch.arange(size) % old_m
-                          for d, size in enumerate(old.shape))
-            state[name][torch.meshgrid(*index, indexing="ij")] = old
-        for name in ("log_gain", "log_inv_gain"):
-            state[name][:, old_m:] = old_state[name].mean(dim=1, keepdim=True)
-        state["h_s.convs.3.bias"][latent_channels + old_m:] = old_state["h_s.convs.3.bias"][old_m:].mean()
     new.load_state_dict(state)
     return new
 

@@ -29,13 +29,15 @@ from PIL import Image
 import torch
 
 from neco.codec.image_model import (FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, rd_cost,
-                                    with_channel_groups, with_lambdas, with_latent_channels)
+                                    with_channel_groups, with_lambdas)
 from neco.codec import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "train"
 HOLDOUT = 4
 FAST_LR_SCALE = 10.0  # learning-rate multiplier of FAST_PARAMETERS (gains, z scale positions)
+# What --hard freezes: everything that decides the latents (the encoder side).
+ENCODER_SIDE = ("g_a", "h_a", "log_gain", "log_hyper_gain")
 
 
 def load_images(files, scales=(1.0, 0.75, 0.5)):
@@ -92,12 +94,6 @@ BENCH_WARMUP = 5
 # Validation and export use an exponential moving average of the weights (Polyak averaging):
 # it smooths the step-to-step noise of small batches drawn at many rates. ~500-step horizon.
 EMA_DECAY = 0.998
-# Steps over which the rate weight of grown latent channels rises from 0 to 1 (see
-# image_model.with_latent_channels).
-GROWTH_RAMP_STEPS = 3000
-# Steps and learning rate of fitting a grown model's new channels alone (fit_new_channels).
-GROWTH_FIT_STEPS = 600
-GROWTH_FIT_LR = 1e-3
 # Horizon of the per-level running mean of the loss (see balance_levels), in observations.
 LEVEL_LOSS_DECAY = 0.99
 
@@ -123,50 +119,20 @@ def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: to
     return torch.mean(weight * per_sample)
 
 
-def channel_rate_weight(cfg, growth, step, device) -> torch.Tensor | None:
-    """Rate weight of each latent channel: channels added by the last growth come in at 0 and
-    reach 1 after GROWTH_RAMP_STEPS; None once every channel counts fully."""
-    if growth is None or step >= growth[1] + GROWTH_RAMP_STEPS:
-        return None
-    weight = torch.ones(cfg.latent_channels, device=device)
-    weight[growth[0]:] = (step - growth[1]) / GROWTH_RAMP_STEPS
-    return weight
-
-
-def fit_new_channels(model, old_channels, images, lambdas, args, rng) -> None:
-    """Fit only the new channels of a grown model -- their analysis rows, synthesis rows and
-    gains -- to the distortion of the upper half of the rate levels, at GROWTH_FIT_LR, before
-    training on. At the trained model's learning rate the new synthesis rows grew too slowly to
-    pay for the new channels' bits, and the (fast) gains switched the channels off again (see
-    image_model.with_latent_channels). Every other gradient is masked: the rest stays as
-    trained, and the new channels' bits do not count yet (the rate ramp follows)."""
-    new = torch.arange(model.cfg.latent_channels, device=args.device) >= old_channels
-    masks = {model.g_a[6].weight: new[:, None, None, None], model.g_a[6].bias: new,
-             model.g_s[0].weight: new[:, None, None, None], model.log_gain: new, model.log_inv_gain: new}
-    opt = torch.optim.Adam(list(masks), lr=GROWTH_FIT_LR)
-    low = model.cfg.levels // 2
-    log = []
-    for i in range(1, GROWTH_FIT_STEPS + 1):
-        x = random_batch(images, args.batch, args.crop, rng).to(args.device, memory_format=torch.channels_last)
-        level = torch.randint(low, model.cfg.levels, (args.batch,), device=args.device)
-        out = model(x, level, torch.bfloat16 if args.bf16 else None, (~new).float())
-        mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
-        model.zero_grad()
-        torch.mean(lambdas[level] * mse).backward()
-        for param, mask in masks.items():
-            param.grad *= mask
-        opt.step()
-        log.append(10 * math.log10(1 / mse.mean().item()))
-        if i % 100 == 0:
-            print(f"fit new channels {i}: PSNR {np.mean(log):.2f} dB (levels {low}+)", flush=True)
-            log = []
-    model.zero_grad(set_to_none=True)
-
-
 @torch.no_grad()
 def update_average(average: ImageModel, model: ImageModel) -> None:
     for a, p in zip(average.parameters(), model.parameters()):
         a.lerp_(p, 1 - EMA_DECAY)
+
+
+def freeze_encoder_side(model: ImageModel) -> None:
+    """Set up --hard training: the encoder side (ENCODER_SIDE) frozen, so the latents stay as
+    the soft (noisy-rate) training made them, and the model in eval mode, whose forward charges
+    the rate of the rounded latents; the decoder side and the entropy models then learn what
+    the coder actually pays (Guo et al. 2021, "Soft then hard")."""
+    model.eval()
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.split(".")[0] not in ENCODER_SIDE)
 
 
 def lr_at(step, base, total, warmup_start=None):
@@ -237,13 +203,20 @@ def main():
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--validate-every", type=int, default=500)
     p.add_argument("--from-scratch", action="store_true", help="ignore the shipped weights")
+    p.add_argument("--hard", action="store_true",
+                   help="train the decoder side and the entropy models on the coded rate of the rounded "
+                        "latents, the encoder side frozen (soft then hard, Guo et al. 2021): the noisy "
+                        "training rate charges ~0.15 bits for every latent that is always zero")
     p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
     p.add_argument("--bench", type=int, default=0,
                    help="time this many steps (after BENCH_WARMUP untimed ones: compilation) and exit")
     p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
-    p.add_argument("--latent-channels", type=int,
-                   help="channels of y: a new model's, or more for a trained one (the new channels "
-                        "start at zero: the same function; the optimizer restarts)")
+    # Growing a trained image-hp-v1 from 192 to 320 channels of y (its top levels are capped by
+    # the 192: unquantized latents give 37.1 dB on held-out 046, a generic 192-dimension linear
+    # transform 36.8) did not pay off within a session at lr 1e-4: the new channels stayed zero,
+    # or, started alive with their rows fitted alone first, cost +0.57 bpp for +0.08 dB at the
+    # top level after 1,900 steps. The procedure is in commit fcf62b9.
+    p.add_argument("--latent-channels", type=int, default=ImageModelConfig.latent_channels)
     p.add_argument("--lambdas", type=lambda v: tuple(float(x) for x in v.split(",")),
                    help="comma-separated rate levels, low first: a new model's, or new levels for a "
                         "trained one (gain rows read off its tables; the optimizer restarts)")
@@ -262,19 +235,20 @@ def main():
 
     state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
     new_parts = []
-    # (old latent channels, step) of the last growth (see GROWTH_RAMP_STEPS)
-    growth = tuple(state["growth"]) if state and "growth" in state else None
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
         new_parts = load_checkpoint_weights(model, state["model"])
+        if state.get("hard", False) != args.hard:  # a new phase starts from the average weights
+            print(f"{'hard' if args.hard else 'soft'} quantization from step {state['step']}", flush=True)
+            model.load_state_dict(state.get("ema", state["model"]))
+            new_parts = new_parts + ["quantization"]
     elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
         cfg, tensors = registry.load_tensors(args.model_id, verify=False)
         model = model_from_frozen(cfg, tensors)
         print(f"starting from shipped weights {args.model_id}", flush=True)
     else:
-        cfg = ImageModelConfig(channels=args.channels,
-                               latent_channels=args.latent_channels or ImageModelConfig.latent_channels,
+        cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
                                hyper_channels=args.channels, channel_groups=args.channel_groups or (),
                                **({"lambdas": args.lambdas} if args.lambdas else {}))
         model = ImageModel(cfg)
@@ -288,23 +262,12 @@ def main():
         model = with_channel_groups(model, args.channel_groups)
         cfg = model.cfg
         new_parts = ["channel groups"]
-    if args.latent_channels and args.latent_channels != cfg.latent_channels:
-        print(f"latent channels {cfg.latent_channels} -> {args.latent_channels}", flush=True)
-        growth = (cfg.latent_channels, state["step"] if state else 0)
-        model = with_latent_channels(model, args.latent_channels)
-        cfg = model.cfg
-        new_parts = ["latent channels"]
     # channels-last convolutions are ~1.5x faster on CPU (oneDNN); measured 1.33 vs 2.01 s/step
     model.to(args.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
-    files = sorted(DATA.glob("*.png"))
-    train_images = load_images(files[:-HOLDOUT])
-    val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
-    rng = random.Random(step)
-    lambdas = torch.tensor(cfg.lambdas, device=args.device)
-    if "latent channels" in new_parts and not (args.bench or args.export):
-        fit_new_channels(model, growth[0], train_images, lambdas, args, rng)
     average = copy.deepcopy(model)
+    if args.hard:
+        freeze_encoder_side(model)
     if state and "ema" in state and not new_parts:
         average.load_state_dict(state["ema"])
     if args.export:
@@ -317,14 +280,20 @@ def main():
         model.g_s.compile()
     params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg} params {params / 1e6:.2f} M, step {step}", flush=True)
-    fast = [p for n, p in model.named_parameters() if n in FAST_PARAMETERS]
-    slow = [p for n, p in model.named_parameters() if n not in FAST_PARAMETERS]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    fast = [p for n, p in trained if n in FAST_PARAMETERS]
+    slow = [p for n, p in trained if n not in FAST_PARAMETERS]
     opt = torch.optim.Adam([{"params": slow, "scale": 1.0},
                             {"params": fast, "scale": FAST_LR_SCALE}], lr=args.lr)
     fresh_optimizer = not (state and "optimizer" in state and not new_parts)
     if not fresh_optimizer:
         opt.load_state_dict(state["optimizer"])
     warmup_start = step  # a fresh optimizer ramps its learning rate up (see lr_at)
+    files = sorted(DATA.glob("*.png"))
+    train_images = load_images(files[:-HOLDOUT])
+    val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
+    rng = random.Random(step)
+    lambdas = torch.tensor(cfg.lambdas, device=args.device)
     # weights of the lowest validation loss so far (training is noisy; export the best)
     best_path = args.checkpoint.with_name(args.checkpoint.stem + "-best.pt")
     best = torch.load(best_path, weights_only=False) if best_path.exists() else None
@@ -342,8 +311,7 @@ def main():
         # stratified: a batch's samples take distinct levels (as evenly as the batch allows), so
         # the mix of loss scales (lambda spans ~750x) varies less from batch to batch
         level = (torch.randperm(cfg.levels * -(-args.batch // cfg.levels)) % cfg.levels)[:args.batch].to(args.device)
-        out = model(x, level, torch.bfloat16 if args.bf16 else None,
-                    channel_rate_weight(cfg, growth, step, args.device))
+        out = model(x, level, torch.bfloat16 if args.bf16 else None)
         mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
         bpp = (out["bits_y"] + out["bits_z"]) / (args.crop ** 2)
         per_sample = rd_cost(bpp, mse, lambdas[level])
@@ -369,8 +337,7 @@ def main():
             t0, log = time.time(), []
         if step % args.save_every == 0 or step == args.steps:
             save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
-                            ema=average.state_dict(), level_loss=level_loss.tolist(),
-                            **({"growth": growth} if growth else {}))
+                            ema=average.state_dict(), level_loss=level_loss.tolist(), hard=args.hard)
         if step % args.validate_every == 0:
             rows, val_loss = validate(average, val_images, args.device)
             print(f"validate step {step}: loss {val_loss:.4f} "
