@@ -150,8 +150,9 @@ def lr_at(step, base, total, warmup_start=None):
 @torch.no_grad()
 def validate(model, images, device):
     """Mean bpp and PSNR per level on held-out photos (center 512x512 crops; the rate of the
-    rounded latents, as coded), and the geometric mean over levels of each level's mean training loss (bpp + lambda * 255^2
-    * MSE): the objective balance_levels trains for, where each level's relative gain counts."""
+    rounded latents, as coded), and the geometric mean over levels of each level's mean
+    training loss (bpp + lambda * 255^2 * MSE): the objective balance_levels trains for, where
+    each level's relative gain counts."""
     model.eval()
     rows, log_losses = [], []
     for level in range(model.cfg.levels):
