@@ -12,7 +12,8 @@ weights-only checkpoint that carries training across sessions). Each sample of a
 its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]), each sample's
 divided by its level's running mean (balance_levels). Four training
 photos are held out for validation (logged RD) of the averaged weights (EMA_DECAY); the
-average with the lowest validation loss is kept in <checkpoint>-best.pt. Export writes the average.
+average with the lowest validation loss is kept in <checkpoint>-best.pt (a session that starts
+from the shipped weights validates them first: the best must beat them). Export writes the average.
 """
 
 import argparse
@@ -172,6 +173,15 @@ def validate(model, images, device):
     return rows, math.exp(np.mean(log_losses))
 
 
+def log_validation(model, images, device, step: int) -> float:
+    """Validate (see validate), print the `validate step N:` line tools/validation_bd.py reads,
+    and return the loss."""
+    rows, val_loss = validate(model, images, device)
+    print(f"validate step {step}: loss {val_loss:.4f} "
+          + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
+    return val_loss
+
+
 def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
     """Atomic write: an interrupted save leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +312,10 @@ def main():
     # running mean loss per level (balance_levels); NaN until a level is seen
     resumed = state and "level_loss" in state and not new_parts
     level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=args.device)
+    if state is None and not args.bench:
+        # the starting weights' curve: the reference a session's validation lines are compared
+        # against (tools/validation_bd.py ... 0), and the loss the best average must beat
+        best_loss = min(best_loss, log_validation(average, val_images, args.device, step))
     t0, log = time.time(), []
     first_step = step
     while step < args.steps:
@@ -340,9 +354,7 @@ def main():
             save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
                             ema=average.state_dict(), level_loss=level_loss.tolist(), hard=args.hard)
         if step % args.validate_every == 0:
-            rows, val_loss = validate(average, val_images, args.device)
-            print(f"validate step {step}: loss {val_loss:.4f} "
-                  + " ".join(f"{b:.3f}bpp/{q:.2f}dB" for b, q in rows), flush=True)
+            val_loss = log_validation(average, val_images, args.device, step)
             if val_loss < best_loss:
                 best_loss = val_loss
                 save_checkpoint(best_path, cfg, average, step, val_loss=val_loss)
