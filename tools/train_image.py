@@ -246,6 +246,7 @@ def main():
 
     state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
     new_parts = []
+    from_shipped = False
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
@@ -257,6 +258,7 @@ def main():
     elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
         cfg, tensors = registry.load_tensors(args.model_id, verify=False)
         model = model_from_frozen(cfg, tensors)
+        from_shipped = True
         print(f"starting from shipped weights {args.model_id}", flush=True)
     else:
         cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
@@ -312,7 +314,7 @@ def main():
     # running mean loss per level (balance_levels); NaN until a level is seen
     resumed = state and "level_loss" in state and not new_parts
     level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=args.device)
-    if state is None and not args.bench:
+    if from_shipped:
         # the starting weights' curve: the reference a session's validation lines are compared
         # against (tools/validation_bd.py ... 0), and the loss the best average must beat
         best_loss = min(best_loss, log_validation(average, val_images, args.device, step))
