@@ -174,20 +174,33 @@ class ImageModel(nn.Module):
     def forward(self, x: torch.Tensor, level: torch.Tensor, transform_dtype: torch.dtype | None = None
                 ) -> dict[str, torch.Tensor]:
         """Training pass. x: (B,3,H,W) in [0,1]; level: (B,) long rate levels.
+        transform_dtype: run g_a and g_s in this precision (see `transform`).
+        Returns x_hat and per-sample bits of y and z (see `latent_bits`).
+        """
+        y = self.analyse(x, level, transform_dtype)
+        bits_y, bits_z, y_hat = self.latent_bits(y, level)
+        ig = self.log_inv_gain.exp()[level][:, :, None, None]
+        x_hat = transform(self.g_s, y_hat * ig, transform_dtype)
+        return {"x_hat": x_hat, "bits_y": bits_y, "bits_z": bits_z}
+
+    def analyse(self, x: torch.Tensor, level: torch.Tensor, transform_dtype: torch.dtype | None = None
+                ) -> torch.Tensor:
+        """The latents y of x at each sample's rate level: g_a(x) times the level's gains."""
+        return transform(self.g_a, x, transform_dtype) * self.log_gain.exp()[level][:, :, None, None]
+
+    def latent_bits(self, y: torch.Tensor, level: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample bits of y and of its hyper-latent z under the entropy models, and the
+        quantized y_hat the synthesis sees.
 
         Rate uses additive uniform noise in training mode and the rounded values (what the coder
         pays) in eval mode; the synthesis and hyper-decoder see rounded values with a
         straight-through gradient (mixed quantization, Minnen & Singh 2020). The noisy rate
         charges ~0.15 bits for a latent that is always zero (at the smallest table scale), so
         only eval mode measures what a model's files cost.
-        transform_dtype: run g_a and g_s in this precision (see `transform`).
-        Returns x_hat and per-sample bits of y and z.
         """
-        g = self.log_gain.exp()[level][:, :, None, None]
-        ig = self.log_inv_gain.exp()[level][:, :, None, None]
         hg = self.log_hyper_gain.exp()[level][:, :, None, None]
         hig = self.log_hyper_inv_gain.exp()[level][:, :, None, None]
-        y = transform(self.g_a, x, transform_dtype) * g
         z = self.h_a(y) * hg
         z_coded = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
         z_scale = scale_from_index_value(self.z_scale_t)[None, :, None, None]
@@ -196,9 +209,8 @@ class ImageModel(nn.Module):
                                                 ste_round)
         y_coded = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else y_hat
         y_lik = gaussian_likelihood(y_coded, mean, scale_from_index_value(t))
-        x_hat = transform(self.g_s, y_hat * ig, transform_dtype)
         bits = lambda lik: -torch.log2(lik).flatten(1).sum(1)
-        return {"x_hat": x_hat, "bits_y": bits(y_lik), "bits_z": bits(z_lik)}
+        return bits(y_lik), bits(z_lik), y_hat
 
     def latent_parameters(self, h: torch.Tensor, y: torch.Tensor, quantize
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
