@@ -14,43 +14,50 @@ train_image = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_image)
 
 
-def test_hard_training_moves_only_the_decoder_side():
+def _tiny_model() -> ImageModel:
     torch.manual_seed(0)
-    model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
-    train_image.freeze_encoder_side(model)
+    return ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
+
+
+def _one_step_moves(model: ImageModel, loss_fn) -> set[str]:
+    """Top-level names of the parameters one Adam step on loss_fn() changes."""
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loss_fn().backward()
+    opt.step()
+    return {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(before[name], p)}
+
+
+def test_hard_training_moves_only_the_decoder_side():
+    model = _tiny_model()
+    train_image.freeze_encoder_side(model)
     x = torch.rand(2, 3, 64, 64)
     out = model(x, torch.tensor([0, 1]))
     torch.manual_seed(1)
     assert torch.equal(out["bits_y"], model(x, torch.tensor([0, 1]))["bits_y"])  # no noise: the coded rate
-    (out["bits_y"].sum() + out["bits_z"].sum() + 1e3 * ((out["x_hat"] - x) ** 2).sum()).backward()
-    opt.step()
-    moved = {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(before[name], p)}
+    moved = _one_step_moves(model, lambda: out["bits_y"].sum() + out["bits_z"].sum()
+                            + 1e3 * ((out["x_hat"] - x) ** 2).sum())
     assert not moved & set(train_image.ENCODER_SIDE)
     assert {"g_s", "h_s", "context", "log_inv_gain", "z_scale_t"} <= moved
 
 
 def test_entropy_training_moves_only_the_entropy_models():
-    torch.manual_seed(0)
-    model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
+    model = _tiny_model()
     train_image.train_only_entropy_models(model)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     x, level = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
     with torch.no_grad():
         y = model.analyse(x, level)
-    bits_y, bits_z, _ = model.latent_bits(y, level)
-    (bits_y + bits_z).sum().backward()
-    opt.step()
-    moved = {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(before[name], p)}
+
+    def rate():
+        bits_y, bits_z, _ = model.latent_bits(y, level)
+        return (bits_y + bits_z).sum()
+    moved = _one_step_moves(model, rate)
     assert moved <= set(train_image.ENTROPY_MODELS)
     assert {"h_a", "h_s", "context", "z_scale_t"} <= moved
 
 
 def test_forward_is_analysis_then_latent_bits():
-    torch.manual_seed(0)
-    model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03))).eval()
+    model = _tiny_model().eval()
     x, level = torch.rand(2, 3, 64, 64), torch.tensor([1, 0])
     out = model(x, level)
     bits_y, bits_z, _ = model.latent_bits(model.analyse(x, level), level)
