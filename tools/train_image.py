@@ -235,14 +235,15 @@ def main():
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--validate-every", type=int, default=500)
     p.add_argument("--from-scratch", action="store_true", help="ignore the shipped weights")
-    p.add_argument("--hard", action="store_true",
-                   help="train the decoder side and the entropy models on the coded rate of the rounded "
-                        "latents, the encoder side frozen (soft then hard, Guo et al. 2021): the noisy "
-                        "training rate charges ~0.15 bits for every latent that is always zero")
-    p.add_argument("--entropy", action="store_true",
-                   help="train only the entropy models (hyperprior, context model) on the rate alone, the "
-                        "transforms frozen: no synthesis runs, so larger batches pay (e.g. --batch 16 "
-                        "--crop 256); at the end of a soft run, before --hard")
+    later_phase = p.add_mutually_exclusive_group()  # one phase per run
+    later_phase.add_argument("--hard", action="store_true",
+                             help="train the decoder side and the entropy models on the coded rate of the rounded "
+                                  "latents, the encoder side frozen (soft then hard, Guo et al. 2021): the noisy "
+                                  "training rate charges ~0.15 bits for every latent that is always zero")
+    later_phase.add_argument("--entropy", action="store_true",
+                             help="train only the entropy models (hyperprior, context model) on the rate alone, the "
+                                  "transforms frozen: no synthesis runs, so larger batches pay (e.g. --batch 16 "
+                                  "--crop 256); at the end of a soft run, before --hard")
     p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
     p.add_argument("--bench", type=int, default=0,
                    help="time this many steps (after BENCH_WARMUP untimed ones: compilation) and exit")
@@ -265,8 +266,6 @@ def main():
                         "a channel context for a trained one without (starts at zero: the same "
                         "probabilities; the optimizer restarts)")
     args = p.parse_args()
-    if args.hard and args.entropy:
-        p.error("--hard and --entropy are two phases: one at a time")
     phase = "hard" if args.hard else "entropy" if args.entropy else "soft"
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -352,6 +351,7 @@ def main():
         best_loss = min(best_loss, log_validation(average, val_images, args.device, step))
     t0, log = time.time(), []
     first_step = step
+    dtype = torch.bfloat16 if args.bf16 else None
     while step < args.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
@@ -360,7 +360,6 @@ def main():
         # stratified: a batch's samples take distinct levels (as evenly as the batch allows), so
         # the mix of loss scales (lambda spans ~750x) varies less from batch to batch
         level = (torch.randperm(cfg.levels * -(-args.batch // cfg.levels)) % cfg.levels)[:args.batch].to(args.device)
-        dtype = torch.bfloat16 if args.bf16 else None
         if phase == "entropy":
             with torch.no_grad():
                 y = model.analyse(x, level, dtype)
