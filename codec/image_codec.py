@@ -34,7 +34,7 @@ LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
 # Integer activations are clamped to +-ACT_MAX units, fixed point with ACT_FRAC_BITS.
 ACT_LIMIT_FX = ACT_MAX * 2 ** ACT_FRAC_BITS
-HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents) and g_a (30 pixels)
+HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents, its post-filter 4 pixels more) and g_a (30 pixels)
 
 
 def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:

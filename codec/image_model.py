@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from .constants import ACT_FRAC_BITS, ACT_MAX, NUM_SCALES, RATE_FRAC_BITS
 from .intnet import (INITIAL_SCALE_INDEX, ConvLayer, FloatConvNet, IntegerConvNet, context_layers, hyper_layers,
                      scale_from_index_value, split_parameters)
-from .layers import SimplifiedGDN, conv, deconv
+from .layers import SimplifiedGDN, conv, deconv, post_filter
 
 # Gain at the middle rate level when training starts: lifts y (a few tenths at
 # initialisation) to where rounding keeps detail.
@@ -52,6 +52,7 @@ class ImageModelConfig:
     channels: int = 128          # N: transform width
     latent_channels: int = 192   # M: channels of y
     hyper_channels: int = 128    # channels of z
+    post_channels: int = 32      # width of the synthesis' residual post-filter (see `post_filter`)
     # rate levels, low rate first: ~0.05 to ~2 bpp on Kodak once trained
     lambdas: tuple[float, ...] = (0.00024, 0.00047, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025,
                                   0.0483, 0.0932, 0.18)
@@ -146,7 +147,8 @@ class ImageModel(nn.Module):
                                  conv(n, n), SimplifiedGDN(n), conv(n, m))
         self.g_s = nn.Sequential(deconv(m, n), SimplifiedGDN(n, inverse=True),
                                  deconv(n, n), SimplifiedGDN(n, inverse=True),
-                                 deconv(n, n), SimplifiedGDN(n, inverse=True), deconv(n, 3))
+                                 deconv(n, n), SimplifiedGDN(n, inverse=True), deconv(n, 3),
+                                 post_filter(cfg.post_channels))
         self.h_a = nn.Sequential(conv(m, nz, 3, 1), nn.ReLU(), conv(nz, nz), nn.ReLU(),
                                  conv(nz, nz))
         self.h_s = FloatConvNet(hyper_layers(nz, m))
@@ -252,8 +254,9 @@ class ImageModel(nn.Module):
 
 # Per-rate-level tables (one row per lambda).
 LEVEL_PARAMETERS = ("log_gain", "log_inv_gain", "log_hyper_gain", "log_hyper_inv_gain")
-# Parameters that tools/train_image.py trains with a larger learning rate.
-FAST_PARAMETERS = LEVEL_PARAMETERS + ("z_scale_t",)
+# Parameters (name prefixes) that tools/train_image.py trains with a larger learning rate: few
+# values that must move far, and g_s.7, the post-filter, a small module that starts at zero.
+FAST_PARAMETERS = LEVEL_PARAMETERS + ("z_scale_t", "g_s.7.")
 
 
 def with_lambdas(model: ImageModel, lambdas: tuple[float, ...]) -> ImageModel:

@@ -33,3 +33,30 @@ def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
 def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=kernel // 2,
                               output_padding=stride - 1)
+
+
+class Residual(nn.Module):
+    """x + body(x)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def post_filter(channels: int) -> Residual:
+    """The last stage of g_s: four 3x3 convolutions at pixel resolution adding a correction to
+    the deconvolution stack's output (~20 kMAC/pixel at 32 channels, ~half the stack's cost).
+
+    The stack ends in one 128-to-3 transposed convolution, a bottleneck for fine detail: on the
+    203k-step weights, this filter trained alone (everything else frozen, 1,000 steps of 4x128^2)
+    raised holdout PSNR at equal rate by 0.10 dB at a middle rate level and 0.16 dB at the top one.
+    Its last layer starts at zero, so adding it to a trained model changes nothing at first.
+    """
+    last = conv(channels, 3, 3, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return Residual(nn.Sequential(conv(3, channels, 3, 1), nn.ReLU(), conv(channels, channels, 3, 1), nn.ReLU(),
+                                  conv(channels, channels, 3, 1), nn.ReLU(), last))

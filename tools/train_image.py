@@ -41,7 +41,7 @@ from neco.codec import registry
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "train"
 HOLDOUT = 4
-FAST_LR_SCALE = 10.0  # learning-rate multiplier of FAST_PARAMETERS (gains, z scale positions)
+FAST_LR_SCALE = 10.0  # learning-rate multiplier of FAST_PARAMETERS (gains, z scale positions, post-filter)
 # What --hard freezes: everything that decides the latents (the encoder side).
 ENCODER_SIDE = ("g_a", "h_a", "log_gain", "log_hyper_gain")
 # What --entropy trains: the hyperprior and the context model, everything that shapes the rate of
@@ -325,8 +325,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg} params {params / 1e6:.2f} M, step {step}", flush=True)
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    fast = [p for n, p in trained if n in FAST_PARAMETERS]
-    slow = [p for n, p in trained if n not in FAST_PARAMETERS]
+    fast = [p for n, p in trained if n.startswith(FAST_PARAMETERS)]
+    slow = [p for n, p in trained if not n.startswith(FAST_PARAMETERS)]
     opt = torch.optim.Adam([{"params": slow, "scale": 1.0},
                             {"params": fast, "scale": FAST_LR_SCALE}], lr=args.lr)
     fresh_optimizer = not (state and "optimizer" in state and not new_parts)

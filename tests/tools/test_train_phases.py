@@ -1,5 +1,6 @@
 """Training phases after the soft one (tools/train_image.py): --hard (the encoder side stays, the
-rest learns the coded rate) and --entropy (only the entropy models learn, on the rate alone)."""
+rest learns the coded rate) and --entropy (only the entropy models learn, on the rate alone);
+resuming from a checkpoint that predates a module."""
 
 import importlib.util
 from pathlib import Path
@@ -62,3 +63,22 @@ def test_forward_is_analysis_then_latent_bits():
     out = model(x, level)
     bits_y, bits_z, _ = model.latent_bits(model.analyse(x, level), level)
     assert torch.equal(out["bits_y"], bits_y) and torch.equal(out["bits_z"], bits_z)
+
+
+def test_a_checkpoint_without_the_post_filter_resumes_as_the_same_function():
+    old = _tiny_model()
+    state = {k: v for k, v in old.state_dict().items() if not k.startswith("g_s.7.")}
+    torch.manual_seed(1)
+    new = ImageModel(old.cfg)
+    missing = train_image.load_checkpoint_weights(new, state)
+    assert missing and all(k.startswith("g_s.7.") for k in missing)
+    v = torch.randn(1, 8, 4, 4)
+    assert torch.equal(new.g_s(v), old.g_s[:-1](v))  # the filter starts as a no-op
+
+
+def test_the_post_filter_trains_at_the_fast_learning_rate():
+    model = _tiny_model()
+    post = {id(p) for p in model.g_s[-1].parameters()}
+    names = [n for n, p in model.named_parameters() if id(p) in post]
+    assert names and all(n.startswith(train_image.FAST_PARAMETERS) for n in names)
+    assert not any(n.startswith(train_image.FAST_PARAMETERS) for n, p in model.g_s[:-1].named_parameters("g_s"))
