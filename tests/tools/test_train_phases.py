@@ -82,3 +82,19 @@ def test_the_post_filter_trains_at_the_fast_learning_rate():
     names = [n for n, p in model.named_parameters() if id(p) in post]
     assert names and all(n.startswith(train_image.FAST_PARAMETERS) for n in names)
     assert not any(n.startswith(train_image.FAST_PARAMETERS) for n, p in model.g_s[:-1].named_parameters("g_s"))
+
+
+def test_resuming_past_a_new_module_keeps_the_weight_average():
+    old, average = _tiny_model(), _tiny_model()
+    with torch.no_grad():
+        for p in average.parameters():
+            p.add_(0.01)
+    drop = lambda m: {k: v for k, v in m.state_dict().items() if not k.startswith("g_s.7.")}
+    state = {"model": drop(old), "ema": drop(average)}
+    model = ImageModel(old.cfg)
+    predated = train_image.load_checkpoint_weights(model, state["model"])
+    resumed = train_image.resume_average(model, state, predated, predated)
+    v = torch.randn(1, 8, 4, 4)
+    assert torch.equal(resumed.g_s(v), average.g_s[:-1](v))  # the saved average, the new filter a no-op
+    restarted = train_image.resume_average(model, state, predated + ["phase"], predated)
+    assert torch.equal(restarted.g_s(v), old.g_s[:-1](v))  # a new phase: a copy of the model
