@@ -118,6 +118,7 @@ def export(model_id: str, model: ImageModel) -> Path:
     path = weights_path(model_id)
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"config": model.cfg.to_json(), "model_id": model_id})
+    tmp.chmod(0o644)  # save_file creates it owner-only; shipped package data is readable by all
     tmp.replace(path)
     manifest = _manifest()
     manifest[model_id] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

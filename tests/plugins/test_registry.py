@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import neco
 from conftest import smooth_image
 from neco.codec import registry
+from neco.codec.image_model import ImageModel, ImageModelConfig
 from neco.formats import ModelError
 from neco.plugins import registry as plugins
 from neco.plugins.cli import cli
@@ -148,3 +149,13 @@ def test_file_of_an_uninstalled_plugin_is_refused(tmp_path, monkeypatch):
     registry.get_model.cache_clear()
     with pytest.raises(ModelError, match="unknown model 'toy-zlib-v1'"):
         neco.decode(data)
+
+
+def test_exported_weights_are_readable_by_all_and_load_with_their_digest(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(registry, "MANIFEST", tmp_path / "MANIFEST.json")
+    model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
+    path = registry.export("tiny-test-v1", model)
+    assert path.stat().st_mode & 0o777 == 0o644
+    cfg, tensors = registry.load_tensors("tiny-test-v1")  # verifies the recorded SHA-256
+    assert cfg == model.cfg and "cdf_tables" in tensors
