@@ -169,13 +169,14 @@ def train_only_entropy_models(model: ImageModel) -> None:
         param.requires_grad_(name.split(".")[0] in ENTROPY_MODELS)
 
 
-def lr_at(step, base, total, warmup_start=None):
-    """Constant, then a cosine decay over the last 20 % of the planned steps. A fresh optimizer
-    (no saved moments: a new model, or one with new parts) ramps up linearly over WARMUP_STEPS
-    from `warmup_start`, so its first, full-size Adam steps do not jolt trained weights."""
-    if warmup_start is not None and step < warmup_start + WARMUP_STEPS:
-        return base * (step - warmup_start + 1) / WARMUP_STEPS
-    start = int(0.8 * total)
+def lr_at(step, base, first, total, fresh=False):
+    """Constant, then a cosine decay over the last 20 % of this run's steps (`first` to `total`:
+    a later phase, resumed at a high step count, gets its own plan). A fresh optimizer (no saved
+    moments: a new model, or one with new parts) ramps up linearly over WARMUP_STEPS from
+    `first`, so its first, full-size Adam steps do not jolt trained weights."""
+    if fresh and step < first + WARMUP_STEPS:
+        return base * (step - first + 1) / WARMUP_STEPS
+    start = first + int(0.8 * (total - first))
     if step < start:
         return base
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - start) / max(1, total - start))))
@@ -342,7 +343,6 @@ def main():
     fresh_optimizer = not (state and "optimizer" in state and not new_parts)
     if not fresh_optimizer:
         opt.load_state_dict(state["optimizer"])
-    warmup_start = step  # a fresh optimizer ramps its learning rate up (see lr_at)
     files = sorted(DATA.glob("*.png"))
     train_images = load_images(files[:-HOLDOUT])
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
@@ -364,7 +364,7 @@ def main():
     dtype = torch.bfloat16 if args.bf16 else None
     while step < args.steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, args.steps, warmup_start if fresh_optimizer else None) * g["scale"]
+            g["lr"] = lr_at(step, args.lr, first_step, args.steps, fresh_optimizer) * g["scale"]
         x = random_batch(train_images, args.batch, args.crop, rng).to(args.device,
                                                                       memory_format=torch.channels_last)
         # stratified: a batch's samples take distinct levels (as evenly as the batch allows), so

@@ -1,6 +1,6 @@
 """Training phases after the soft one (tools/train_image.py): --hard (the encoder side stays, the
 rest learns the coded rate) and --entropy (only the entropy models learn, on the rate alone);
-resuming from a checkpoint that predates a module."""
+resuming from a checkpoint that predates a module; the learning-rate plan of a run."""
 
 import importlib.util
 from pathlib import Path
@@ -98,3 +98,11 @@ def test_resuming_past_a_new_module_keeps_the_weight_average():
     assert torch.equal(resumed.g_s(v), average.g_s[:-1](v))  # the saved average, the new filter a no-op
     restarted = train_image.resume_average(model, state, predated + ["phase"], predated)
     assert torch.equal(restarted.g_s(v), old.g_s[:-1](v))  # a new phase: a copy of the model
+
+
+def test_a_later_phase_plans_its_learning_rate_over_its_own_steps():
+    lr = lambda step, fresh=False: train_image.lr_at(step, 1.0, 20000, 21000, fresh)
+    assert lr(20000) == lr(20799) == 1.0  # constant for 80 % of the run, not decayed from the start
+    assert 0.1 < lr(20900) < 1.0 and abs(lr(21000) - 0.1) < 1e-9
+    assert lr(20000, fresh=True) == 1 / train_image.WARMUP_STEPS  # a fresh optimizer warms up
+    assert lr(20000 + train_image.WARMUP_STEPS, fresh=True) == 1.0
