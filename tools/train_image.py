@@ -62,9 +62,14 @@ def load_images(files, scales=(1.0, 0.75, 0.5)):
 
 
 def random_batch(images, batch, crop, rng):
+    """`batch` random crop x crop squares (randomly mirrored) of the images at least that large
+    (the smallest photos at scale 0.5 are 268 pixels high)."""
+    fitting = [im for im in images if min(im.shape[1:]) >= crop]
+    if not fitting:
+        raise SystemExit(f"no training image is {crop} pixels wide and high: lower --crop")
     crops = []
     for _ in range(batch):
-        im = images[rng.randrange(len(images))]
+        im = fitting[rng.randrange(len(fitting))]
         _, h, w = im.shape
         y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
         c = im[:, y:y + crop, x:x + crop]

@@ -5,6 +5,7 @@ resuming from a checkpoint that predates a module; the learning-rate plan of a r
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from neco.codec.image_model import ImageModel, ImageModelConfig
@@ -106,3 +107,12 @@ def test_a_later_phase_plans_its_learning_rate_over_its_own_steps():
     assert 0.1 < lr(20900) < 1.0 and abs(lr(21000) - 0.1) < 1e-9
     assert lr(20000, fresh=True) == 1 / train_image.WARMUP_STEPS  # a fresh optimizer warms up
     assert lr(20000 + train_image.WARMUP_STEPS, fresh=True) == 1.0
+
+
+def test_random_batch_skips_images_smaller_than_the_crop():
+    import random
+    small, large = torch.zeros(3, 100, 300, dtype=torch.uint8), torch.full((3, 200, 200), 255, dtype=torch.uint8)
+    batch = train_image.random_batch([small, large], 8, 150, random.Random(0))
+    assert batch.shape == (8, 3, 150, 150) and bool((batch == 1).all())
+    with pytest.raises(SystemExit):
+        train_image.random_batch([small], 1, 150, random.Random(0))
