@@ -3,6 +3,7 @@ rest learns the coded rate) and --entropy (only the entropy models learn, on the
 resuming from a checkpoint that predates a module; the learning-rate plan of a run."""
 
 import importlib.util
+import random
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,6 @@ def test_a_later_phase_plans_its_learning_rate_over_its_own_steps():
 
 
 def test_random_batch_skips_images_smaller_than_the_crop():
-    import random
     small, large = torch.zeros(3, 100, 300, dtype=torch.uint8), torch.full((3, 200, 200), 255, dtype=torch.uint8)
     batch = train_image.random_batch([small, large], 8, 150, random.Random(0))
     assert batch.shape == (8, 3, 150, 150) and bool((batch == 1).all())
