@@ -61,15 +61,20 @@ def load_images(files, scales=(1.0, 0.75, 0.5)):
     return out
 
 
-def random_batch(images, batch, crop, rng):
-    """`batch` random crop x crop squares (randomly mirrored) of the images at least that large
-    (the smallest photos at scale 0.5 are 268 pixels high)."""
+def large_enough(images, crop):
+    """The images that a crop x crop square fits in (the smallest photos at scale 0.5 are 268
+    pixels high); exits when there are none."""
     fitting = [im for im in images if min(im.shape[1:]) >= crop]
     if not fitting:
         raise SystemExit(f"no training image is {crop} pixels wide and high: lower --crop")
+    return fitting
+
+
+def random_batch(images, batch, crop, rng):
+    """`batch` random crop x crop squares (randomly mirrored) of the images (see large_enough)."""
     crops = []
     for _ in range(batch):
-        im = fitting[rng.randrange(len(fitting))]
+        im = images[rng.randrange(len(images))]
         _, h, w = im.shape
         y, x = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
         c = im[:, y:y + crop, x:x + crop]
@@ -350,7 +355,7 @@ def main():
     if not fresh_optimizer:
         opt.load_state_dict(state["optimizer"])
     files = sorted(DATA.glob("*.png"))
-    train_images = load_images(files[:-HOLDOUT])
+    train_images = large_enough(load_images(files[:-HOLDOUT]), args.crop)
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
     rng = random.Random(step)
     lambdas = torch.tensor(cfg.lambdas, device=args.device)

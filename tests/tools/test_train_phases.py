@@ -110,9 +110,9 @@ def test_a_later_phase_plans_its_learning_rate_over_its_own_steps():
     assert lr(20000 + train_image.WARMUP_STEPS, fresh=True) == 1.0
 
 
-def test_random_batch_skips_images_smaller_than_the_crop():
+def test_crops_come_only_from_images_at_least_as_large():
     small, large = torch.zeros(3, 100, 300, dtype=torch.uint8), torch.full((3, 200, 200), 255, dtype=torch.uint8)
-    batch = train_image.random_batch([small, large], 8, 150, random.Random(0))
+    batch = train_image.random_batch(train_image.large_enough([small, large], 150), 8, 150, random.Random(0))
     assert batch.shape == (8, 3, 150, 150) and bool((batch == 1).all())
     with pytest.raises(SystemExit):
-        train_image.random_batch([small], 1, 150, random.Random(0))
+        train_image.large_enough([small], 150)
