@@ -1,11 +1,13 @@
 """BD-rate of the holdout validation curves in training logs, against one logged step.
 
-    python tools/validation_bd.py tools/checkpoints/train.log 13500 [other.log ...]
+    python tools/validation_bd.py tools/checkpoints/train.log 13500 [other.log ...] [--slow]
 
 Reads the `validate step N:` lines train_image.py prints (one bpp/dB point per rate level) and
 prints, for every logged step from the reference on, the BD-rate (pchip, over the overlapping
 range) over all levels, the low six and the high six: the measure to compare training runs by
-(a loss averaged over levels is dominated by the high rates).
+(a loss averaged over levels is dominated by the high rates). With --slow, the curves compared
+are those of the slow weight average (`validate slow step N:` lines), still against the
+reference step's `validate step` curve.
 """
 
 import re
@@ -14,12 +16,12 @@ import sys
 from neco.plugins.bdrate import bd_rate
 
 
-def validation_curves(path: str) -> dict[int, tuple[list[float], list[float]]]:
-    """step -> (bpp per level, PSNR per level) from a training log."""
+def validation_curves(path: str, label: str = "validate") -> dict[int, tuple[list[float], list[float]]]:
+    """step -> (bpp per level, PSNR per level) from a training log's `<label> step N:` lines."""
     curves = {}
     with open(path) as f:
         for line in f:
-            m = re.match(r"validate step (\d+): loss [\d.]+ (.*)", line)
+            m = re.match(label + r" step (\d+): loss [\d.]+ (.*)", line)
             if m:
                 points = re.findall(r"([\d.]+)bpp/([\d.]+)dB", m.group(2))
                 curves[int(m.group(1))] = ([float(b) for b, _ in points], [float(q) for _, q in points])
@@ -27,12 +29,14 @@ def validation_curves(path: str) -> dict[int, tuple[list[float], list[float]]]:
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = [a for a in sys.argv[1:] if a != "--slow"]
+    label = "validate slow" if "--slow" in sys.argv else "validate"
+    if len(args) < 2:
         raise SystemExit(__doc__)
-    ref_log, ref_step = sys.argv[1], int(sys.argv[2])
+    ref_log, ref_step = args[0], int(args[1])
     ref_rate, ref_psnr = validation_curves(ref_log)[ref_step]
-    for path in sys.argv[3:] or [ref_log]:
-        for step, (rate, psnr) in sorted(validation_curves(path).items()):
+    for path in args[2:] or [ref_log]:
+        for step, (rate, psnr) in sorted(validation_curves(path, label).items()):
             if step >= ref_step:
                 low = bd_rate(ref_rate[:6], ref_psnr[:6], rate[:6], psnr[:6])
                 high = bd_rate(ref_rate[-6:], ref_psnr[-6:], rate[-6:], psnr[-6:])

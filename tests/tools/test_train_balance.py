@@ -32,3 +32,19 @@ def test_running_means_start_at_the_first_batch_then_move_slowly():
     assert level_loss[0] == 3.0 and math.isnan(level_loss[1])
     train_image.balance_levels(torch.tensor([13.0]), torch.tensor([0]), level_loss)
     assert math.isclose(level_loss[0].item(), 3.0 + (1 - train_image.LEVEL_LOSS_DECAY) * 10, rel_tol=1e-6)
+
+
+def test_a_batch_spreads_its_levels_evenly():
+    for levels, count in ((range(11), 16), (range(3, 11), 8), (range(0, 3), 2)):
+        drawn = train_image.stratified_levels(levels, count).tolist()
+        assert all(level in levels for level in drawn)
+        counts = [drawn.count(level) for level in levels]
+        assert max(counts) - min(counts) <= 1, counts
+
+
+def test_low_levels_get_their_own_crops():
+    assert train_image.batch_parts(11, 4, 192, 0, 384) == [(192, 4, range(11))]
+    parts = train_image.batch_parts(11, 8, 192, 3, 384)
+    assert parts == [(384, 3, range(0, 3)), (192, 8, range(3, 11))]
+    # one crop per low level: each of them is drawn exactly once per step
+    assert sorted(train_image.stratified_levels(parts[0][2], parts[0][1]).tolist()) == [0, 1, 2]
