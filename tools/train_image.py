@@ -264,21 +264,20 @@ def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
     os.replace(tmp, path)
 
 
-def sample_losses(model, x, level, lambdas, phase: str, dtype
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample training loss and bits per pixel of crops x at rate levels `level` (and the
-    levels): rate plus weighted distortion, or (--entropy) the rate alone."""
+def sample_losses(model, x, level, lambdas, phase: str, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample training loss and bits per pixel of crops x at rate levels `level`: rate plus
+    weighted distortion, or (--entropy) the rate alone."""
     pixels = x.shape[-2] * x.shape[-1]
     if phase == "entropy":
         with torch.no_grad():
             y = model.analyse(x, level, dtype)
         bits_y, bits_z, _ = model.latent_bits(y, level)
         bpp = (bits_y + bits_z) / pixels
-        return bpp, bpp, level
+        return bpp, bpp
     out = model(x, level, dtype)
     mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
     bpp = (out["bits_y"] + out["bits_z"]) / pixels
-    return rd_cost(bpp, mse, lambdas[level]), bpp, level
+    return rd_cost(bpp, mse, lambdas[level]), bpp
 
 
 def main():
@@ -437,11 +436,12 @@ def main():
     while step < args.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, first_step, args.steps, fresh_optimizer) * g["scale"]
-        per_sample, bpp, level = map(torch.cat, zip(*(
-            sample_losses(model, random_batch(train_images[crop], count, crop, rng).to(
-                args.device, memory_format=torch.channels_last),
-                stratified_levels(levels, count).to(args.device), lambdas, phase, dtype)
-            for crop, count, levels in parts)))
+        batch_losses = []
+        for crop, count, levels in parts:
+            x = random_batch(train_images[crop], count, crop, rng).to(args.device, memory_format=torch.channels_last)
+            part_level = stratified_levels(levels, count).to(args.device)
+            batch_losses.append((*sample_losses(model, x, part_level, lambdas, phase, dtype), part_level))
+        per_sample, bpp, level = map(torch.cat, zip(*batch_losses))
         loss = balance_levels(per_sample, level, level_loss)
         opt.zero_grad()
         loss.backward()
