@@ -117,7 +117,9 @@ def export(model_id: str, model: ImageModel) -> Path:
     WEIGHTS_DIR.mkdir(exist_ok=True)
     path = weights_path(model_id)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"config": model.cfg.to_json(), "model_id": model_id})
+    # One metadata entry: safetensors writes several in a per-process hash order, so the same
+    # weights exported twice had different bytes, hence a different digest (seen: two files).
+    save_file(tensors, str(tmp), metadata={"config": model.cfg.to_json()})
     tmp.chmod(0o644)  # save_file creates it owner-only; shipped package data is readable by all
     tmp.replace(path)
     manifest = _manifest()
