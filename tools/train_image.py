@@ -181,7 +181,7 @@ def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: to
 
 
 @torch.no_grad()
-def update_average(average: ImageModel, model: ImageModel, decay: float = EMA_DECAY) -> None:
+def update_average(average: ImageModel, model: ImageModel, decay: float) -> None:
     for a, p in zip(average.parameters(), model.parameters()):
         a.lerp_(p, 1 - decay)
 
@@ -456,8 +456,9 @@ def main():
             log.append((per_sample.mean().item(), bpp.mean().item()))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        update_average(average, model)
-        update_average(slow_average, model, SLOW_EMA_DECAY)
+        # the averages' horizons count batches: K accumulated batches per step shorten them K-fold in steps
+        update_average(average, model, EMA_DECAY ** args.accumulate)
+        update_average(slow_average, model, SLOW_EMA_DECAY ** args.accumulate)
         step += 1
         if args.bench and step == first_step + BENCH_WARMUP:
             bench_start = time.time()
