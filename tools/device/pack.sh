@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Pack what a lent GPU machine (the workplace's `device` tool) needs and lacks into .gpu/, which
-# .git/info/exclude keeps out of git: the training photos as lossless WebP in two halves (a call
+# Pack what a lent GPU machine (the workplace's `device` tool) needs and lacks into .gpu/ (ignored
+# by git, so a call carries it only where named): the training photos as lossless WebP in two halves (a call
 # carries at most 64 MiB: the PNGs are 84 MB, the WebPs ~35 MB a half) and constriction's wheel
 # for the machine's Python 3.12. Run here, in the repository root, once per machine.
 set -euo pipefail
-grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
 mkdir -p .gpu/a .gpu/b .gpu/whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/whl constriction==0.5.0
