@@ -264,6 +264,26 @@ def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
     os.replace(tmp, path)
 
 
+def draw_batch(parts, train_images, rng, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One batch: (crops, their rate levels) for each part of batch_parts."""
+    return [(random_batch(train_images[crop], count, crop, rng).to(device, memory_format=torch.channels_last),
+             stratified_levels(levels, count).to(device)) for crop, count, levels in parts]
+
+
+def backward_batches(model, batches, count: int, lambdas, level_loss, phase: str, dtype) -> list[tuple[float, float]]:
+    """Backpropagate the level-balanced loss of `count` batches (see draw_batch), each scaled by
+    1 / count, so the gradients add up to their mean: one batch `count` times as large, in the
+    memory of one (--accumulate). Returns each batch's (mean loss, mean bits per pixel)."""
+    logged = []
+    for batch in batches:
+        per_sample, bpp = map(torch.cat, zip(*(sample_losses(model, x, level, lambdas, phase, dtype)
+                                               for x, level in batch)))
+        level = torch.cat([level for _, level in batch])
+        (balance_levels(per_sample, level, level_loss) / count).backward()
+        logged.append((per_sample.mean().item(), bpp.mean().item()))
+    return logged
+
+
 def sample_losses(model, x, level, lambdas, phase: str, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample training loss and bits per pixel of crops x at rate levels `level`: rate plus
     weighted distortion, or (--entropy) the rate alone."""
@@ -445,15 +465,8 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, first_step, args.steps, fresh_optimizer) * g["scale"]
         opt.zero_grad()
-        for _ in range(args.accumulate):
-            batch_losses = []
-            for crop, count, levels in parts:
-                x = random_batch(train_images[crop], count, crop, rng).to(args.device, memory_format=torch.channels_last)
-                part_level = stratified_levels(levels, count).to(args.device)
-                batch_losses.append((*sample_losses(model, x, part_level, lambdas, phase, dtype), part_level))
-            per_sample, bpp, level = map(torch.cat, zip(*batch_losses))
-            (balance_levels(per_sample, level, level_loss) / args.accumulate).backward()
-            log.append((per_sample.mean().item(), bpp.mean().item()))
+        batches = (draw_batch(parts, train_images, rng, args.device) for _ in range(args.accumulate))
+        log += backward_batches(model, batches, args.accumulate, lambdas, level_loss, phase, dtype)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         # the averages' horizons count batches: K accumulated batches per step shorten them K-fold in steps

@@ -1,4 +1,4 @@
-"""The training loss weighs rate levels equally (tools/train_image.py: balance_levels)."""
+"""How tools/train_image.py builds its loss: rate levels weighed equally (balance_levels), batches drawn evenly over levels, gradients accumulated over batches."""
 
 import importlib.util
 import math
@@ -48,3 +48,29 @@ def test_low_levels_get_their_own_crops():
     assert parts == [(384, 3, range(0, 3)), (192, 8, range(3, 11))]
     # one crop per low level: each of them is drawn exactly once per step
     assert sorted(train_image.stratified_levels(parts[0][2], parts[0][1]).tolist()) == [0, 1, 2]
+
+
+def test_accumulated_batches_give_the_mean_of_their_gradients():
+    from neco.codec.image_model import ImageModel, ImageModelConfig
+    model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, post_channels=4))
+    g = torch.Generator().manual_seed(0)
+    batches = [[(torch.rand(2, 3, 64, 64, generator=g), torch.tensor([0, 5]))],
+               [(torch.rand(1, 3, 64, 64, generator=g), torch.tensor([10]))]]
+    lambdas = torch.tensor(model.cfg.lambdas)
+    start = torch.tensor([math.nan] * model.cfg.levels)
+
+    def gradients(groups):
+        """Each group of batches backpropagated in turn (one level-loss history, the same noise)."""
+        torch.manual_seed(1)
+        level_loss, grads = start.clone(), []
+        for group in groups:
+            model.zero_grad()
+            logged = train_image.backward_batches(model, group, len(group), lambdas, level_loss, "soft", None)
+            assert len(logged) == len(group)
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        return grads
+
+    (together,) = gradients([batches])
+    first, second = gradients([[batches[0]], [batches[1]]])
+    assert torch.allclose(together, (first + second) / 2, rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(first, second)  # the batches differ: the check can tell them apart
