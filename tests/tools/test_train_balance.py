@@ -1,4 +1,5 @@
-"""How tools/train_image.py builds its loss: rate levels weighed equally (balance_levels), batches drawn evenly over levels, gradients accumulated over batches."""
+"""How tools/train_image.py builds its loss: rate levels weighed equally (balance_levels),
+batches drawn evenly over levels, gradients accumulated over batches (backward_batches)."""
 
 import importlib.util
 import math
