@@ -5,9 +5,9 @@
     python tools/train_image.py --export --checkpoint tools/checkpoints/image-hp-best.pt
     nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
 
-The checkpoint (model, its moving average, optimizer, step) is written atomically every --save-every steps, so an
-interrupted run continues where it stopped. Without a checkpoint, training starts from the
-shipped weights when they exist (sessions do not keep machines; the shipped file is the
+The checkpoint (model, its moving average, optimizer, step) is written atomically every --save-every
+steps and when Ctrl-C or SIGTERM stops the run, so an interrupted run continues where it stopped.
+Without a checkpoint, training starts from the shipped weights when they exist (sessions do not keep machines; the shipped file is the
 weights-only checkpoint that carries training across sessions). Each sample of a batch draws
 its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]), each sample's
 divided by its level's running mean (balance_levels). Four training
@@ -27,6 +27,7 @@ import math
 import os
 from pathlib import Path
 import random
+import signal
 import sys
 import time
 
@@ -264,6 +265,23 @@ def save_checkpoint(path: Path, cfg, model, step: int, **extra) -> None:
     os.replace(tmp, path)
 
 
+def stop_on_signals() -> list[int]:
+    """A list that SIGINT and SIGTERM (Ctrl-C, `timeout`) append to, for the training loop to save
+    a checkpoint after the step in progress and exit, keeping the steps since the last save; a
+    second signal stops at once."""
+    stop = []
+
+    def request(signum, frame):
+        if stop:
+            raise KeyboardInterrupt
+        print(f"signal {signum}: saving a checkpoint after this step", flush=True)
+        stop.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request)
+    return stop
+
+
 def draw_batch(parts, train_images, rng, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One batch: (crops, their rate levels) for each part of batch_parts."""
     return [(random_batch(train_images[crop], count, crop, rng).to(device, memory_format=torch.channels_last),
@@ -461,7 +479,8 @@ def main():
     t0, log = time.time(), []
     first_step = step
     dtype = torch.bfloat16 if args.bf16 else None
-    while step < args.steps:
+    stop = stop_on_signals()
+    while step < args.steps and not stop:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, first_step, args.steps, fresh_optimizer) * g["scale"]
         opt.zero_grad()
@@ -485,16 +504,18 @@ def main():
             print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) * args.accumulate / len(log):.2f}s/step "
                   f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step == args.steps or stop:
             save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
                             ema=average.state_dict(), ema_slow=slow_average.state_dict(),
                             level_loss=level_loss.tolist(), phase=phase)
-        if step % args.validate_every == 0:
+        if step % args.validate_every == 0 and not stop:
             for avg, label in ((average, "validate"), (slow_average, "validate slow")):
                 val_loss = log_validation(avg, val_images, args.device, step, label)
                 if val_loss < best_loss:
                     best_loss = val_loss
                     save_checkpoint(best_path, cfg, avg, step, val_loss=val_loss)
+    if stop:
+        print(f"stopped at step {step}, checkpoint saved", flush=True)
 
 
 if __name__ == "__main__":
