@@ -39,6 +39,15 @@ def test_lambda_interpolates_geometrically():
     assert refine.lambda_at(lambdas, 256, 8) == pytest.approx(0.04)
 
 
+def test_the_step_grows_only_above_its_level():
+    def at(level: float) -> float:
+        return refine.step_size(round(level * (1 << RATE_FRAC_BITS)), RATE_FRAC_BITS)
+    assert [at(level) for level in (0, 3, 6.5, refine.STEP_GROWTH_FROM_LEVEL)] == [refine.LEARNING_RATE] * 4
+    top = refine.STEP_GROWTH_FROM_LEVEL + 3
+    steps = [at(refine.STEP_GROWTH_FROM_LEVEL + i / 4) for i in range(13)]
+    assert steps == sorted(set(steps)) and at(top) == pytest.approx(3 * refine.LEARNING_RATE)
+
+
 @pytest.mark.parametrize("effort", [-1, refine.MAX_EFFORT + 1, 1.5, "2"])
 def test_bad_effort_is_refused(effort):
     with pytest.raises(neco.InvalidArgumentError):
