@@ -3,9 +3,9 @@
 Every finished measurement (one codec at one quality on one image) is committed as soon as it
 arrives, so an interrupted run loses at most the measurements in flight, and running the same
 command again only does what is missing. A measurement is found again by a key that hashes
-everything its numbers depend on: the codec's name, library versions and settings, the
-rate point (a quality, or a target bpp that the codec's quality is searched for), the SHA-256
-of the image file's bytes (for a video, of its bytes, frame count and size), and
+everything its numbers depend on: the codec's name, library versions (for neco, also digests of
+its code and weights) and settings, the rate point (a quality, or a target bpp that the codec's
+quality is searched for), the SHA-256 of the image file's bytes (for a video, of its bytes, frame count and size), and
 `METRICS_VERSION` (bumped whenever a metric changes). A new library, another setting or an
 edited image therefore misses the cache instead of returning stale numbers. The optional
 perceptual metrics are not in the key: a row records the version of each it holds, and

@@ -26,6 +26,8 @@ frames, decoded by FFmpeg's decoders (dav1d for AV1).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import math
 import os
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as package_version
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, features
@@ -265,7 +268,8 @@ class NecoCodec(Codec):
     def version(self) -> str:
         import neco
         from neco.codec import registry
-        return f"neco {neco.__version__} {self._model()} (weights {registry.digest(self._model()).hex()[:16]})"
+        return f"neco {neco.__version__} (code {neco_code_digest()}) {self._model()} " \
+               f"(weights {registry.digest(self._model()).hex()[:16]})"
 
     def settings(self) -> dict[str, object]:
         return {"model": self._model(), "device": self.config["device"], "effort": self.config["effort"]}
@@ -294,6 +298,26 @@ class NecoCodec(Codec):
     def decode(self, data: bytes) -> np.ndarray:
         import neco
         return neco.decode_array(data, device=self.config["device"])
+
+
+def source_digest(folders: list[Path]) -> str:
+    """The first 12 hex digits of a SHA-256 over the Python files under `folders` (their paths
+    relative to their folder, and their bytes)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for f in sorted(folder.rglob("*.py")):
+            h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+@functools.cache
+def neco_code_digest() -> str:
+    """source_digest of neco's codec and container code: part of NecoCodec.version(), so an
+    edit to the encoder or decoder, which changes neither the package version nor the weights
+    digest, misses the eval cache instead of returning the old code's rows."""
+    import neco.codec
+    import neco.formats
+    return source_digest([Path(neco.codec.__file__).parent, Path(neco.formats.__file__).parent])
 
 
 @dataclass(frozen=True)

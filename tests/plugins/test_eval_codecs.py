@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neco.plugins.eval_cache import ResultCache, cache_key
-from neco.plugins.eval_codecs import CODECS, AvifCodec, NecoCodec, make_codec
+from neco.plugins.eval_codecs import CODECS, AvifCodec, NecoCodec, make_codec, neco_code_digest, source_digest
 from neco.plugins.eval_metrics import psnr_rgb
 
 from conftest import SHARED, photo_crop
@@ -76,7 +76,24 @@ def test_neco_codec_names_its_model_and_weights():
     assert codec.unavailable() is None
     assert codec.settings()["model"] == registry.DEFAULT_IMAGE_MODEL
     assert registry.digest(registry.DEFAULT_IMAGE_MODEL).hex()[:16] in codec.version()
+    assert f"(code {neco_code_digest()})" in codec.version()
     assert "no model" in NecoCodec(model="no-such-model").unavailable()
+
+
+def test_source_digest_changes_with_any_byte_or_name_of_the_code(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    digest = source_digest([tmp_path])
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert source_digest([tmp_path]) == digest
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    assert source_digest([tmp_path]) != digest
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    assert source_digest([tmp_path]) == digest
+    (tmp_path / "sub" / "b.py").rename(tmp_path / "sub" / "c.py")
+    assert source_digest([tmp_path]) != digest
 
 
 def test_cache_key_covers_codec_version_settings_quality_and_content():
