@@ -5,12 +5,12 @@ arrives, so an interrupted run loses at most the measurements in flight, and run
 command again only does what is missing. A measurement is found again by a key that hashes
 everything its numbers depend on: the codec's name, library versions (for neco, also digests of
 its code and weights) and settings, the rate point (a quality, or a target bpp that the codec's
-quality is searched for), the SHA-256 of the image file's bytes (for a video, of its bytes, frame count and size), and
-`METRICS_VERSION` (bumped whenever a metric changes). A new library, another setting or an
-edited image therefore misses the cache instead of returning stale numbers. The optional
-perceptual metrics are not in the key: a row records the version of each it holds, and
-`eval_run` measures again when a run asks for one the row lacks. SQLite makes each commit
-atomic, even on Ctrl-C or a crash.
+quality is searched for), the SHA-256 of the image file's bytes (for a video, of its bytes,
+frame count and size), and `METRICS_VERSION` (bumped whenever a metric changes). A new library,
+another setting or an edited image therefore misses the cache instead of returning stale
+numbers. The optional perceptual metrics are not in the key: a row records the version of each
+it holds, and `eval_run` measures again when a run asks for one the row lacks. SQLite makes each
+commit atomic, even on Ctrl-C or a crash.
 """
 
 from __future__ import annotations

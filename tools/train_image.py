@@ -7,12 +7,12 @@
 
 The checkpoint (model, its moving average, optimizer, step) is written atomically every --save-every
 steps and when Ctrl-C or SIGTERM stops the run, so an interrupted run continues where it stopped.
-Without a checkpoint, training starts from the shipped weights when they exist (sessions do not
-keep machines; the shipped file is the weights-only checkpoint that carries training across sessions). Each sample of a batch draws
-its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in [0, 1]), each sample's
-divided by its level's running mean (balance_levels). Four training
-photos are held out for validation (logged RD) of two averages of the weights (EMA_DECAY, SLOW_EMA_DECAY); the
-average with the lowest validation loss is kept in <checkpoint>-best.pt (a session that starts
+Without a checkpoint, training starts from the shipped weights when they exist (sessions do not keep
+machines; the shipped file is the weights-only checkpoint that carries training across sessions).
+Each sample of a batch draws its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in
+[0, 1]), each sample's divided by its level's running mean (balance_levels). Four training photos
+are held out for validation (logged RD) of two averages of the weights (EMA_DECAY, SLOW_EMA_DECAY);
+the average with the lowest validation loss is kept in <checkpoint>-best.pt (a session that starts
 from the shipped weights validates them first: the best must beat them). Export writes the average.
 
 Phases: soft (the default: rates of noisy latents, everything learns), then optionally
