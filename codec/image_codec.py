@@ -116,6 +116,8 @@ class FrozenImageModel:
         y = y[0].double().cpu()
         coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
 
+        # Plain rounding: a dead zone (rounding r - d * sign(r)) cost BD-rate on the half-size
+        # holdout photos, +0.8 % at d = 0.05, and rounding away from the mean +1.9 % at d = -0.03.
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
             coded.append((sym.to(torch.int64)[:, mask], index[:, mask]))
@@ -200,6 +202,9 @@ class FrozenImageModel:
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:
         """FRAME payload -> (3, height, width) uint8 image."""
         rate_fx, _, y_sym, mean_fx = self.decode_latents(payload, height, width)
+        # The bin centres, not the centroids: the latents within a nonzero bin lie 0.1-0.4 nearer the
+        # mean at small scales, but the synthesis has learned the centres (it trains on rounded
+        # latents); centroids from training photos lowered holdout PSNR by 0.04-0.4 dB.
         y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
         inv_gain = interpolate_levels(self.net.log_inv_gain, rate_fx)[:, None, None]
         self.net.to(device)
