@@ -70,8 +70,8 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
                  effort: int = 0) -> EncodeResult:
     """Encode an (H, W, 3) uint8 array; `quality` (0-100, default 75) or a target `bpp`.
 
-    effort 0..MAX_EFFORT: encoder time spent refining the latents for this image (refine.py);
-    the decoder and the format are the same at every effort.
+    effort 0..MAX_EFFORT: encoder time spent refining the latents for this image and fitting a
+    decoder adaptation to it (refine.py, adapt.py); one decoder reads every effort.
     """
     start = time.perf_counter()
     _check_pixels(pixels)

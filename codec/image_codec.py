@@ -20,9 +20,10 @@ import math
 
 import torch
 
-from neco.formats.errors import CorruptDataError, InvalidArgumentError
+from neco.formats.errors import CorruptDataError, InvalidArgumentError, UnsupportedError
 from neco.formats.varint import decode_varint, encode_varint
 
+from .adapt import Adaptation, adapted_names, read_header as read_adaptation_header
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
 from .refine import refine_latents
@@ -34,6 +35,10 @@ LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
 # Integer activations are clamped to +-ACT_MAX units, fixed point with ACT_FRAC_BITS.
 ACT_LIMIT_FX = ACT_MAX * 2 ** ACT_FRAC_BITS
+# The payload's first varint holds the rate position in its low RATE_POSITION_BITS bits; the bit
+# above marks a decoder adaptation block (adapt.py) after the varint; higher bits are reserved.
+RATE_POSITION_BITS = 16
+ADAPTATION_FLAG = 1 << RATE_POSITION_BITS
 HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents, its post-filter 4 pixels more) and g_a (30 pixels)
 
 
@@ -60,6 +65,15 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
                             (s0 - b0) * unit_out:(s1 - b0) * unit_out])
         rows.append(torch.cat(cols, dim=-1))
     return torch.cat(rows, dim=-2)
+
+
+def read_rate_position(payload: bytes) -> tuple[int, bool, int]:
+    """The first field of a FRAME payload: (rate position, whether a decoder adaptation block
+    follows, the position after the field)."""
+    value, pos = decode_varint(payload, 0)
+    if value >> RATE_POSITION_BITS & ~1:
+        raise UnsupportedError(f"FRAME payload flags {value >> RATE_POSITION_BITS:#x} are not known to this decoder")
+    return value & (ADAPTATION_FLAG - 1), bool(value & ADAPTATION_FLAG), pos
 
 
 class FrozenImageModel:
@@ -106,12 +120,13 @@ class FrozenImageModel:
 
         effort > 0 refines the latents for the image `pixels` ((3,H,W) uint8) first (refine.py).
         """
-        device = y0.device
+        device, adaptation = y0.device, None
         y = y0 * interpolate_levels(self.net.log_gain, rate_fx).to(device)[None, :, None, None]
         z = self.net.h_a(y) * interpolate_levels(self.net.log_hyper_gain, rate_fx).to(device)[None, :, None, None]
         if effort:
             x = pixels[None].float().to(device) / 255
-            y, z = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS)
+            y, z, adaptation = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS,
+                                              self.coder)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         y = y[0].double().cpu()
         coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
@@ -125,12 +140,21 @@ class FrozenImageModel:
 
         self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
         enc = StreamEncoder()
+        if adaptation is not None:
+            adaptation.encode(self.coder, enc)
         for symbols, indices in coded:
             self.coder.encode(enc, symbols, indices)
         words = enc.finish()
         stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in coded),
-                 "coded_bits": 8 * len(words)}
-        return encode_varint(rate_fx) + words, stats
+                 "coded_bits": 8 * len(words),
+                 "adaptation_bits": 0.0 if adaptation is None else adaptation.bits(self.coder)}
+        if adaptation is None:
+            return encode_varint(rate_fx) + words, stats
+        return encode_varint(rate_fx | ADAPTATION_FLAG) + adaptation.header() + words, stats
+
+    def _adapted_shapes(self) -> list[torch.Size]:
+        params = dict(self.net.g_s.named_parameters())
+        return [params[name].shape for name in adapted_names(self.net.g_s)]
 
     def _hyper(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
         """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
@@ -181,27 +205,31 @@ class FrozenImageModel:
 
     @torch.no_grad()
     def decode_latents(self, payload: bytes, height: int, width: int):
-        """Entropy-decode a FRAME payload: (rate_fx, z symbols, y symbols, y means fixed-point).
+        """Entropy-decode a FRAME payload: (rate_fx, z symbols, y symbols, y means fixed-point,
+        decoder adaptation or None).
 
         Everything here is exact integer work; cross-configuration tests compare its output.
         """
-        rate_fx, pos = decode_varint(payload, 0)
+        rate_fx, adapted, pos = read_rate_position(payload)
         if rate_fx > self.max_rate_fx:
             raise CorruptDataError(f"rate position {rate_fx} is beyond the model's range")
+        if adapted:
+            header, pos = read_adaptation_header(payload, pos, len(self._adapted_shapes()))
         zh, zw = -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
         if 8 * (len(payload) - pos) + 64 < 0.5 * self._z_min_bits * zh * zw:
             raise CorruptDataError(f"payload of {len(payload)} bytes is too short for a "
                                    f"{width}x{height} image")
         dec = new_decoder(payload[pos:])
+        adaptation = Adaptation.decode(self.coder, dec, header, self._adapted_shapes()) if adapted else None
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
         y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx),
                                             lambda channels, mask, mean, index: self.coder.decode(dec, index[:, mask]))
-        return rate_fx, z_sym, y_sym, mean_fx
+        return rate_fx, z_sym, y_sym, mean_fx, adaptation
 
     @torch.no_grad()
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:
         """FRAME payload -> (3, height, width) uint8 image."""
-        rate_fx, _, y_sym, mean_fx = self.decode_latents(payload, height, width)
+        rate_fx, _, y_sym, mean_fx, adaptation = self.decode_latents(payload, height, width)
         # The bin centres, not the centroids: the latents within a nonzero bin lie 0.1-0.4 nearer the
         # mean at small scales, but the synthesis has learned the centres (it trains on rounded
         # latents); centroids from training photos lowered holdout PSNR by 0.1-0.4 dB at rate levels
@@ -209,5 +237,6 @@ class FrozenImageModel:
         y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
         inv_gain = interpolate_levels(self.net.log_inv_gain, rate_fx)[:, None, None]
         self.net.to(device)
-        x_hat = _tiled(self.net.g_s, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)
+        g_s = self.net.g_s if adaptation is None else adaptation.apply(self.net.g_s)
+        x_hat = _tiled(g_s, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)
         return (x_hat[0, :, :height, :width].clamp(0, 1) * 255).round().to(torch.uint8).cpu()

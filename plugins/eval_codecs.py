@@ -286,13 +286,14 @@ class NecoCodec(Codec):
 
         import neco
         from neco.codec import registry
-        from neco.formats import ChunkType, decode_varint, read_container
+        from neco.codec.image_codec import read_rate_position
+        from neco.formats import ChunkType, read_container
         with warnings.catch_warnings():  # an unreachable target: the row's bpp shows how far
             warnings.simplefilter("ignore")
             data = neco.encode(original, bpp=target_bpp, model=self._model(), device=self.config["device"],
                                effort=self.config["effort"])
         payload = next(c.payload for c in read_container(data).chunks if c.type == ChunkType.FRAME)
-        rate_fx, _ = decode_varint(payload)
+        rate_fx = read_rate_position(payload)[0]
         return 100 * rate_fx / registry.get_model(self._model()).max_rate_fx
 
     def decode(self, data: bytes) -> np.ndarray:

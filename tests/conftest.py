@@ -48,3 +48,25 @@ def neco_eval(*args):
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+def fixed_adaptation(seed: int = 0, exponent: int = 6):
+    """A decoder adaptation (codec/adapt.py) of pseudo-random deltas for the shipped model."""
+    import torch
+    from neco.codec import adapt, registry
+    coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(coder.net.g_s.named_parameters())
+    deltas = [0.05 * torch.randn(params[n].shape, generator=gen) for n in adapt.adapted_names(coder.net.g_s)]
+    return adapt.Adaptation.quantize(deltas, exponent, coder.coder)
+
+
+def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed: int = 0) -> bytes:
+    """An effort-1 file whose refinement is replaced by `fixed_adaptation` of the start latents,
+    so that the file carries a decoder adaptation whatever the refinement would choose."""
+    import neco
+    from neco.codec import image_codec
+    adaptation = fixed_adaptation(seed)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
+        return neco.encode(pixels, quality=quality, device=device, effort=1)

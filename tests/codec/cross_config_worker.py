@@ -1,6 +1,6 @@
 """Worker for test_cross_config: runs in a fresh process under one configuration.
 
-    python cross_config_worker.py CONFIG_JSON encode OUT_DIR IN.npy...   # at each quality
+    python cross_config_worker.py CONFIG_JSON encode OUT_DIR IN.npy...   # at each quality, + one adapted
     python cross_config_worker.py CONFIG_JSON decode OUT_DIR IN.neco...
 
 CONFIG_JSON names the CPU capability the process must see, the thread count, torch's
@@ -8,7 +8,9 @@ deterministic mode, the synthesis/analysis tile edge in latents (null = the defa
 device. The worker asserts what it runs on (ATEN_CPU_CAPABILITY has no effect once torch has
 run, so each configuration needs its own process), then prints one JSON line mapping each
 file to the hash of its decoded symbols: by name after `encode`, and as DIR/NAME (its folder
-and name) after `decode`, which also saves the pixels as OUT_DIR/DIR--NAME.npy.
+and name) after `decode`, which also saves the pixels as OUT_DIR/DIR--NAME.npy. Each image is
+also coded once with a decoder adaptation (adapt.py) of fixed pseudo-random deltas, so that
+the adapted synthesis is compared across configurations too.
 """
 
 import hashlib
@@ -21,6 +23,9 @@ import torch
 
 import neco
 from neco.codec import image_codec, registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import encode_adapted  # noqa: E402
 from neco.formats import read_container
 
 QUALITIES = (10, 90)
@@ -29,9 +34,10 @@ QUALITIES = (10, 90)
 def symbols_digest(data: bytes) -> str:
     container = read_container(data)
     h = container.header
-    _, z, y, mean = registry.get_model(h.model_id).decode_latents(container.chunks[0].payload,
-                                                                h.height, h.width)
-    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in (z, y, mean))).hexdigest()
+    _, z, y, mean, adaptation = registry.get_model(h.model_id).decode_latents(container.chunks[0].payload,
+                                                                            h.height, h.width)
+    tensors = (z, y, mean) + (adaptation.symbols if adaptation else ())
+    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
 
 
 def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
@@ -55,6 +61,9 @@ def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
                 name = f"{path.stem}-q{q}.neco"
                 (out / name).write_bytes(data)
                 digests[name] = symbols_digest(data)
+            data = encode_adapted(pixels, 60, device)
+            (out / f"{path.stem}-adapted.neco").write_bytes(data)
+            digests[f"{path.stem}-adapted.neco"] = symbols_digest(data)
         else:
             data = path.read_bytes()
             digests[f"{path.parent.name}/{path.name}"] = symbols_digest(data)

@@ -30,7 +30,7 @@ def _symbols_digest(data: bytes) -> str:
     c = read_container(data)
     frame = next(ch.payload for ch in c.chunks if ch.type == ChunkType.FRAME)
     coder = registry.get_model(c.header.model_id)
-    _, z, y, mean = coder.decode_latents(frame, c.header.height, c.header.width)
+    _, z, y, mean, _ = coder.decode_latents(frame, c.header.height, c.header.width)
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in (z, y, mean))).hexdigest()
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import neco
 from neco.formats import ChunkType, read_container, write_container
-from conftest import photo_crop
+from conftest import encode_adapted, photo_crop
 
 CASE_SECONDS = 5.0
 
@@ -46,6 +46,7 @@ def fuzz(cases: int, seed: int) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     sources = [neco.encode(photo_crop(w, h, index=s), quality=q)
                for s, (w, h, q) in enumerate([(48, 32, 60), (17, 9, 0), (70, 64, 100)])]
+    sources.append(encode_adapted(photo_crop(40, 24, index=3), 50))
     counts = {"decoded": 0, "neco_error": 0}
     for case in range(cases):
         c = read_container(sources[case % len(sources)])

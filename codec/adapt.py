@@ -1,0 +1,141 @@
+"""Decoder adaptation: per-image corrections to a few synthesis parameters, coded in the file.
+
+At effort >= 1 the encoder fits, jointly with the image's latents (refine.py), small corrections
+("deltas") to the synthesis for this very image: the bias of every convolution of g_s and the
+weight of its last one (the post-filter's 32-to-3 output layer), 1,350 values. They are
+quantized to a power-of-two step and coded in the FRAME payload; the decoder adds them to its
+weights before it synthesizes. This is the learned counterpart of VVC's adaptive loop filter,
+whose per-picture filter coefficients travel in the bitstream, and a small instance of
+instance-adaptive compression (van Rozendaal et al. 2021, "Overfitting for fun and profit:
+instance-adaptive data compression", which fine-tunes and codes a whole decoder).
+
+The probability path is untouched: the deltas change pixels, never a table choice, so entropy
+decoding stays exact on every machine and only the (float) synthesis sees them.
+
+Coding (docs/FORMAT.md, section 10): a u8 step exponent e (step 2^-e), one u8 table row per
+adapted tensor, and round(delta / step) as the first symbols of the payload's coded words, each
+tensor's with its row of the model's integer Gaussian tables.
+"""
+
+from contextlib import contextmanager
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from neco.formats.errors import CorruptDataError
+
+from .constants import NUM_SCALES, SYMBOL_MAX
+from .entropy import EntropyCoder, StreamEncoder
+
+# Step exponents an encoder tries (the decoder reads any in MIN..MAX_STEP_EXPONENT).
+STEP_EXPONENTS = (5, 6, 7, 8)
+MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
+
+
+def adapted_names(g_s: nn.Module) -> list[str]:
+    """Names of the adapted parameters of a synthesis, in coding order: the bias of every
+    convolution in module order, then the weight of the last convolution."""
+    convs = [name for name, module in g_s.named_modules() if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
+    return [f"{name}.bias" for name in convs] + [f"{convs[-1]}.weight"]
+
+
+@contextmanager
+def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
+    """Within the block, g_s computes as if its adapted parameters (adapted_names) were moved by
+    `deltas`, differentiably in the deltas (for the encoder's fit; the decoder uses `apply`).
+
+    Forward hooks add each delta's share to its convolution's output: a bias delta as is, a
+    weight delta as the convolution of the input by it (convolution is linear in its weight).
+    Moving the parameters themselves (torch.func.functional_call) made each refinement step
+    ~60 % slower (kodim05, one thread: 1.76-1.95 s against 1.12-1.41 s): a convolution whose
+    bias needs a gradient also computes its weight's. The hooks cost 4-9 % (0.97-1.01 s against
+    0.93-0.94 s).
+    """
+    modules = dict(g_s.named_modules())
+
+    def hook(name: str, delta: torch.Tensor):
+        module_name, kind = name.rsplit(".", 1)
+        module = modules[module_name]
+        if kind == "bias":
+            return module.register_forward_hook(lambda m, inputs, out: out + delta.view(1, -1, 1, 1).to(out.dtype))
+        assert isinstance(module, nn.Conv2d), "only a Conv2d's weight is adapted"
+        return module.register_forward_hook(lambda m, inputs, out: out + m._conv_forward(inputs[0], delta, None))
+
+    handles = [hook(name, delta) for name, delta in zip(adapted_names(g_s), deltas)]
+    try:
+        yield g_s
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Quantized deltas of the adapted parameters: symbols (int64, each tensor's shape) at
+    step 2^-step_exponent, each tensor coded with one table row."""
+    step_exponent: int
+    rows: tuple[int, ...]
+    symbols: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def quantize(cls, deltas: list[torch.Tensor], step_exponent: int, coder: EntropyCoder) -> "Adaptation":
+        """Deltas rounded to the step, each tensor with the table row that codes it in the
+        fewest bits."""
+        symbols = tuple(torch.round(d.detach().double().cpu() * 2 ** step_exponent)
+                        .clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64) for d in deltas)
+        freq = np.log2(coder.tables.astype(np.float64))   # (rows, alphabet)
+        rows = tuple(int(np.argmax(freq[:, s.flatten().numpy() + SYMBOL_MAX].sum(1))) for s in symbols)
+        return cls(step_exponent, rows, symbols)
+
+    def deltas(self) -> list[torch.Tensor]:
+        return [s.float() * 2.0 ** -self.step_exponent for s in self.symbols]
+
+    def header(self) -> bytes:
+        """The block before the coded words: step exponent, then one table row per tensor."""
+        return bytes((self.step_exponent, *self.rows))
+
+    def bits(self, coder: EntropyCoder) -> float:
+        """Size of the adaptation in the file (header bytes plus the symbols' ideal code length)."""
+        return 8 * len(self.header()) + sum(self._coded(coder, lambda s, i: coder.cross_entropy_bits(s, i)))
+
+    def encode(self, coder: EntropyCoder, encoder: StreamEncoder) -> None:
+        """Append the symbols to a stream (before z: the decoder reads them first)."""
+        self._coded(coder, lambda s, i: coder.encode(encoder, s, i))
+
+    def _coded(self, coder: EntropyCoder, fn) -> list:
+        return [fn(s, torch.full_like(s, row)) for s, row in zip(self.symbols, self.rows)]
+
+    @classmethod
+    def decode(cls, coder: EntropyCoder, decoder, header: tuple[int, tuple[int, ...]],
+               shapes: list[torch.Size]) -> "Adaptation":
+        """The adaptation whose header (from `read_header`) is given, its symbols popped from an
+        ANS decoder."""
+        step_exponent, rows = header
+        symbols = tuple(coder.decode(decoder, torch.full(shape, row, dtype=torch.int64))
+                        for shape, row in zip(shapes, rows))
+        return cls(step_exponent, rows, symbols)
+
+    def apply(self, g_s: nn.Module) -> nn.Module:
+        """A copy of the synthesis with the deltas added."""
+        adapted = copy.deepcopy(g_s)
+        params = dict(adapted.named_parameters())
+        with torch.no_grad():
+            for name, delta in zip(adapted_names(adapted), self.deltas()):
+                params[name] += delta.to(params[name].device)
+        return adapted
+
+
+def read_header(payload: bytes, pos: int, tensors: int) -> tuple[tuple[int, tuple[int, ...]], int]:
+    """The adaptation block at payload[pos:] for `tensors` adapted tensors: ((step exponent,
+    table rows), the position after the block)."""
+    block = payload[pos:pos + 1 + tensors]
+    if len(block) < 1 + tensors:
+        raise CorruptDataError("FRAME payload ends inside its decoder adaptation block")
+    step_exponent, rows = block[0], tuple(block[1:])
+    if not MIN_STEP_EXPONENT <= step_exponent <= MAX_STEP_EXPONENT or max(rows) >= NUM_SCALES:
+        raise CorruptDataError(f"decoder adaptation block out of range (step exponent {step_exponent}, "
+                               f"table rows up to {max(rows)})")
+    return (step_exponent, rows), pos + len(block)

@@ -1,0 +1,105 @@
+"""Decoder adaptation (codec/adapt.py): coded deltas to the synthesis' biases and last weight."""
+
+import numpy as np
+import pytest
+import torch
+
+import neco
+from neco.codec import adapt, image_codec, refine, registry
+from neco.codec.image_codec import read_rate_position
+from neco.codec.image_model import interpolate_levels
+from neco.codec.constants import ACT_FRAC_BITS
+from neco.formats import ChunkType, encode_varint, read_container, write_container
+from conftest import encode_adapted, fixed_adaptation, photo_crop
+
+
+@pytest.fixture(scope="module")
+def coder():
+    return registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+
+
+def _frame(data: bytes) -> bytes:
+    return next(c.payload for c in read_container(data).chunks if c.type == ChunkType.FRAME)
+
+
+def _with_frame(data: bytes, payload: bytes) -> bytes:
+    return write_container(read_container(data).header, [(ChunkType.FRAME, payload)])
+
+
+@pytest.fixture(scope="module")
+def adapted_file(coder):
+    return encode_adapted(photo_crop(64, 48, index=2), 60), fixed_adaptation()
+
+
+def test_adapted_tensors_are_the_biases_then_the_last_weight(coder):
+    names = adapt.adapted_names(coder.net.g_s)
+    params = dict(coder.net.g_s.named_parameters())
+    assert names[-1] == "7.body.6.weight" and all(n.endswith(".bias") for n in names[:-1])
+    assert [params[n].numel() for n in names] == [128, 128, 128, 3, 32, 32, 32, 3, 864]
+
+
+def test_quantize_picks_the_cheapest_table_row(coder):
+    adaptation = fixed_adaptation(seed=1)
+    for symbols, row in zip(adaptation.symbols, adaptation.rows):
+        bits = [coder.coder.cross_entropy_bits(symbols, torch.full_like(symbols, r)) for r in range(64)]
+        assert bits[row] == min(bits)
+
+
+def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
+    data, adaptation = adapted_file
+    payload = _frame(data)
+    rate_fx, adapted, _ = read_rate_position(payload)
+    pos = len(encode_varint(rate_fx | image_codec.ADAPTATION_FLAG))
+    assert adapted and payload[pos:pos + 10] == adaptation.header()
+    _, _, y_sym, mean_fx, decoded = coder.decode_latents(payload, 48, 64)
+    assert decoded.header() == adaptation.header()
+    assert all(torch.equal(a, b) for a, b in zip(decoded.symbols, adaptation.symbols))
+    # the decoder's pixels are the adapted synthesis of the decoded latents, not the shipped one
+    v = ((y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
+         * interpolate_levels(coder.net.log_inv_gain, rate_fx)[:, None, None])[None]
+    with torch.no_grad():
+        pixels = [(g(v)[0, :, :48, :64].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                  for g in (adaptation.apply(coder.net.g_s), coder.net.g_s)]
+    out = neco.decode_array(data)
+    assert np.array_equal(out, pixels[0]) and not np.array_equal(out, pixels[1])
+
+
+# The adapted files' first varint takes 3 bytes (the flag is bit 16); the block follows.
+@pytest.mark.parametrize("cut,error", [
+    (lambda p: encode_varint(read_rate_position(p)[0] | 1 << 17) + p[3:], neco.UnsupportedError),  # reserved flag
+    (lambda p: p[:6], neco.CorruptDataError),                                   # inside the block
+    (lambda p: p[:3] + b"\x00" + p[4:], neco.CorruptDataError),                 # step exponent 0
+    (lambda p: p[:3] + b"\x11" + p[4:], neco.CorruptDataError),                 # step exponent 17
+    (lambda p: p[:5] + b"\x40" + p[6:], neco.CorruptDataError),                 # table row 64
+])
+def test_bad_adaptation_blocks_are_refused(adapted_file, cut, error):
+    data, _ = adapted_file
+    with pytest.raises(error):
+        neco.decode_array(_with_frame(data, cut(_frame(data))))
+
+
+def test_refinement_adapts_the_decoder_where_it_pays(coder, monkeypatch):
+    """On a real photo at a high rate the fitted adaptation lowers the coded cost."""
+    pixels = photo_crop(192, 160, index=4)
+
+    def cost(data: bytes) -> float:
+        mse = np.mean((neco.decode_array(data).astype(float) - pixels) ** 2)
+        lam = refine.lambda_at(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
+        return 8 * len(data) / (192 * 160) + lam * mse
+
+    adapted = neco.encode(pixels, quality=95, effort=1)
+    assert read_rate_position(_frame(adapted))[1]
+    monkeypatch.setattr(refine, "STEP_EXPONENTS", ())
+    plain = neco.encode(pixels, quality=95, effort=1)
+    assert not read_rate_position(_frame(plain))[1]
+    assert cost(adapted) < 0.995 * cost(plain)
+
+
+def test_the_encoders_hooks_compute_the_decoders_adapted_synthesis(coder):
+    adaptation = fixed_adaptation(seed=2)
+    v = torch.randn(1, coder.cfg.latent_channels, 3, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with adapt.adapted_forward(coder.net.g_s, adaptation.deltas()) as hooked:
+            encoder_view = hooked(v)
+        assert torch.allclose(encoder_view, adaptation.apply(coder.net.g_s)(v), atol=1e-5)
+        assert not torch.allclose(coder.net.g_s(v), encoder_view, atol=1e-3)  # the hooks are gone
