@@ -90,6 +90,8 @@ class FrozenImageModel:
         self.hyper_inv_gain_fx = tensors["hyper_inv_gain_fx"]
         self.z_index = tensors["z_scale_index"]
         self.coder = EntropyCoder(tensors["cdf_tables"].numpy())
+        params = dict(self.net.g_s.named_parameters())
+        self.adapted_shapes = [params[name].shape for name in adapted_names(self.net.g_s)]  # adapt.py
         self.max_rate_fx = (cfg.levels - 1) << RATE_FRAC_BITS
         # Fewest bits any z position can cost (sum over channels of -log2 of the likeliest
         # symbol): a payload shorter than that for the header's size is corrupt, which
@@ -152,10 +154,6 @@ class FrozenImageModel:
             return encode_varint(rate_fx) + words, stats
         return encode_varint(rate_fx | ADAPTATION_FLAG) + adaptation.header() + words, stats
 
-    def _adapted_shapes(self) -> list[torch.Size]:
-        params = dict(self.net.g_s.named_parameters())
-        return [params[name].shape for name in adapted_names(self.net.g_s)]
-
     def _hyper(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
         """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
         gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
@@ -214,13 +212,13 @@ class FrozenImageModel:
         if rate_fx > self.max_rate_fx:
             raise CorruptDataError(f"rate position {rate_fx} is beyond the model's range")
         if adapted:
-            header, pos = read_adaptation_header(payload, pos, len(self._adapted_shapes()))
+            header, pos = read_adaptation_header(payload, pos, len(self.adapted_shapes))
         zh, zw = -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
         if 8 * (len(payload) - pos) + 64 < 0.5 * self._z_min_bits * zh * zw:
             raise CorruptDataError(f"payload of {len(payload)} bytes is too short for a "
                                    f"{width}x{height} image")
         dec = new_decoder(payload[pos:])
-        adaptation = Adaptation.decode(self.coder, dec, header, self._adapted_shapes()) if adapted else None
+        adaptation = Adaptation.decode(self.coder, dec, header, self.adapted_shapes) if adapted else None
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
         y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx),
                                             lambda channels, mask, mean, index: self.coder.decode(dec, index[:, mask]))

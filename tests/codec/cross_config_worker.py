@@ -23,10 +23,10 @@ import torch
 
 import neco
 from neco.codec import image_codec, registry
+from neco.formats import read_container
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import encode_adapted  # noqa: E402
-from neco.formats import read_container
 
 QUALITIES = (10, 90)
 
