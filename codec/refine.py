@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from neco.formats.errors import InvalidArgumentError
 
-from .adapt import STEP_EXPONENTS, Adaptation, adapted_forward, adapted_names
+from .adapt import RATE_PROXY_WEIGHT, STEP_EXPONENTS, Adaptation, adapted_forward, adapted_names, rate_proxy
 from .constants import ACT_MAX
 from .entropy import EntropyCoder
 from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, transform
@@ -172,7 +172,8 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
         with torch.enable_grad():
             for step in range(steps):
                 tau = TAU_START * (TAU_END / TAU_START) ** (step / max(1, steps - 1))
-                loss = cost(y_var, z_var, lambda v: soft_round(v, tau), deltas)
+                loss = cost(y_var, z_var, lambda v: soft_round(v, tau), deltas) \
+                    + RATE_PROXY_WEIGHT * rate_proxy(deltas) / cost.pixels
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -45,6 +45,13 @@ def test_quantize_picks_the_cheapest_table_row(coder):
         assert bits[row] == min(bits)
 
 
+def test_rate_proxy_tracks_the_symbols_magnitudes():
+    # At step 2^-6 a delta of k steps counts log2(1 + k) bits: zero for zero, and it grows.
+    deltas = [torch.tensor([0.0, 1.0, -3.0]) * 2 ** -6, torch.tensor([[7.0]]) * 2 ** -6]
+    assert float(adapt.rate_proxy(deltas)) == pytest.approx(1 + 2 + 3)
+    assert float(adapt.rate_proxy([torch.zeros(5)])) == 0
+
+
 def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
     data, adaptation = adapted_file
     payload = _frame(data)
