@@ -1,10 +1,12 @@
 """Decoder adaptation: per-image corrections to a few synthesis parameters, coded in the file.
 
-At effort >= 1 the encoder fits, jointly with the image's latents (refine.py), small corrections
-("deltas") to the synthesis for this very image: the bias of every convolution of g_s and the
-weight of its last one (the post-filter's 32-to-3 output layer), 1,350 values. They are
-quantized to a power-of-two step and coded in the FRAME payload; the decoder adds them to its
-weights before it synthesizes. This is the learned counterpart of VVC's adaptive loop filter,
+The encoder fits small corrections ("deltas") to the synthesis for this very image: the bias of
+every convolution of g_s and the weight of its last one (the post-filter's 32-to-3 output
+layer), 1,350 values. At effort >= 1 it fits them all jointly with the image's latents
+(refine.py); at every effort it then corrects the last layer in closed form for the coded
+latents (fit_last_layer), which alone costs one synthesis pass. They are quantized to a
+power-of-two step and coded in the FRAME payload; the decoder adds them to its weights before it
+synthesizes. This is the learned counterpart of VVC's adaptive loop filter,
 whose per-picture filter coefficients travel in the bitstream, and a small instance of
 instance-adaptive compression (van Rozendaal et al. 2021, "Overfitting for fun and profit:
 instance-adaptive data compression", which fine-tunes and codes a whole decoder).
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from neco.formats.errors import CorruptDataError
 
@@ -138,6 +141,93 @@ class Adaptation:
             for name, delta in zip(adapted_names(adapted), self.deltas()):
                 params[name] += delta.to(params[name].device)
         return adapted
+
+
+def last_layer(g_s: nn.Module) -> nn.Conv2d:
+    """The synthesis' last convolution, whose weight and bias the closed-form fit adapts."""
+    return [m for m in g_s.modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+def with_last_layer_input(g_s: nn.Module, v: torch.Tensor) -> torch.Tensor:
+    """g_s(v) with the input of its last convolution before it on the channel axis: (1, C + 3,
+    H, W). Pixel-aligned, so it can be computed in tiles like the synthesis itself."""
+    seen = []
+    handle = last_layer(g_s).register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    try:
+        out = g_s(v)
+    finally:
+        handle.remove()
+    return torch.cat([seen[0], out], dim=1)
+
+
+# Ridge weights (times the mean diagonal of the features' Gram matrix, > 0 thanks to the constant
+# feature) the closed-form fit tries: the cost of each is measured and the cheapest kept. The
+# smallest keeps the system regular where features are linearly dependent (a ReLU that never
+# fires on this image).
+RIDGE_WEIGHTS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+# Rows of pixels per chunk when the fit accumulates its Gram matrix (bounds the unfolded copy).
+FIT_ROWS = 64
+
+
+def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tensor, lam: float,
+                   coder: EntropyCoder, base: "Adaptation | None" = None) -> "Adaptation | None":
+    """`base` (an adaptation, or None) plus a closed-form correction of the last convolution,
+    or `base` itself when no correction lowers the cost bits / pixels + lam * 255^2 * MSE.
+
+    g_s is the synthesis with `base` applied; `features` (1, C, H, W) is the input of its last
+    convolution and `residual` (1, 3, H, W) the target minus its output. The output is linear
+    in that layer's weight and bias, so the correction that best fits the residual solves a
+    least-squares problem: a Wiener filter, as VVC's encoder derives its adaptive loop filter.
+    For each ridge weight and step exponent (none coarser than base's, which must stay exact)
+    the quantized result's exact bits and its MSE (a quadratic form in the correction: exact
+    for this linear layer, before clamping to [0, 1] and rounding to 8 bits) give its cost.
+    """
+    layer = last_layer(g_s)
+    gram, cross = _normal_equations(features, residual, layer.kernel_size[0])
+    pixels = residual.shape[-2] * residual.shape[-1]
+    names, params = adapted_names(g_s), dict(g_s.named_parameters())
+    weight_at, bias_at = len(names) - 1, names.index(names[-1].replace(".weight", ".bias"))
+    start = base.deltas() if base is not None else [torch.zeros(params[name].shape) for name in names]
+    start_bits = base.bits(coder) if base is not None else 0.0
+    eye = torch.eye(len(gram), dtype=gram.dtype) * float(torch.diagonal(gram).mean())
+    best, best_cost = base, 0.0
+    for ridge in RIDGE_WEIGHTS:
+        solution = torch.linalg.solve(gram + ridge * eye, cross)            # (C k k + 1, 3)
+        for exponent in STEP_EXPONENTS:
+            if base is not None and exponent < base.step_exponent:
+                continue
+            deltas = list(start)
+            deltas[weight_at] = start[weight_at] + solution[:-1].T.reshape(start[weight_at].shape).float()
+            deltas[bias_at] = start[bias_at] + solution[-1].float()
+            adaptation = Adaptation.quantize(deltas, exponent, coder)
+            quantized = adaptation.deltas()
+            moved = torch.cat([(quantized[weight_at] - start[weight_at]).reshape(len(solution[-1]), -1).T,
+                               (quantized[bias_at] - start[bias_at])[None]]).double()
+            change = float(torch.sum(moved * (gram @ moved)) - 2 * torch.sum(moved * cross))
+            cost = (adaptation.bits(coder) - start_bits) / pixels + lam * 255 ** 2 * change / residual.numel()
+            if cost < best_cost:
+                best, best_cost = adaptation, cost
+    return best
+
+
+def _normal_equations(features: torch.Tensor, residual: torch.Tensor, k: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Gram matrix of the k x k patches of `features` with a constant 1 appended, their
+    correlation with the residual), float64, accumulated over chunks of FIT_ROWS rows."""
+    pad = k // 2
+    padded = F.pad(features.float(), (pad, pad, pad, pad))
+    height = residual.shape[-2]
+    dims = features.shape[1] * k * k + 1
+    gram = torch.zeros(dims, dims, dtype=torch.float64)
+    cross = torch.zeros(dims, residual.shape[1], dtype=torch.float64)
+    for r0 in range(0, height, FIT_ROWS):
+        r1 = min(height, r0 + FIT_ROWS)
+        patches = F.unfold(padded[..., r0:r1 + 2 * pad, :], k)[0]          # (C k k, rows * W)
+        phi = torch.cat([patches, torch.ones(1, patches.shape[1])])
+        target = residual[0, :, r0:r1, :].reshape(residual.shape[1], -1).float()
+        gram += (phi @ phi.T).double()
+        cross += (phi @ target.T).double()
+    return gram, cross
 
 
 def read_header(payload: bytes, pos: int, tensors: int) -> tuple[tuple[int, tuple[int, ...]], int]:

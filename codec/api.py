@@ -29,8 +29,8 @@ from .refine import MAX_REFINE_PIXELS, check_effort
 MAX_PIXELS = 89_478_485
 # Rate search: stop when the achieved rate is this close to the target (relative).
 BPP_TOLERANCE = 0.01
-# Rate search with effort > 0: refinements at most (see _search_rate).
-REFINED_SEARCH_ROUNDS = 3
+# Rate search: full codings (refinement, decoder adaptation) at most (see _search_rate).
+SEARCH_ROUNDS = 3
 
 
 @dataclass
@@ -112,35 +112,37 @@ def _code_frame(coder, pixels: np.ndarray, quality: float | None, bpp: float | N
     x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
     y0 = coder.analyse(x, device)
 
-    def code(rate_fx: int, at_effort: int = effort) -> tuple[bytes, dict]:
-        return coder.code_latents(y0, rate_fx, at_effort, x)
+    def code(rate_fx: int, probe: bool = False) -> tuple[bytes, dict]:
+        """The frame coded at a rate position: fully, or as a rate search's probe (latents as
+        analysed, no adaptation: one forward pass)."""
+        return coder.code_latents(y0, rate_fx, 0, None) if probe else coder.code_latents(y0, rate_fx, effort, x)
 
     if bpp is None:
         return code(coder.rate_fx_from_quality(75.0 if quality is None else quality))
-    return _search_rate(code, coder.max_rate_fx, bpp * h * w / 8, effort)
+    return _search_rate(code, coder.max_rate_fx, bpp * h * w / 8)
 
 
-def _search_rate(code, max_rate_fx: int, target_bytes: float, effort: int) -> tuple[bytes, dict]:
-    """The payload closest to target_bytes; code(rate_fx, effort) codes the frame at a rate
+def _search_rate(code, max_rate_fx: int, target_bytes: float) -> tuple[bytes, dict]:
+    """The payload closest to target_bytes; code(rate_fx, probe) codes the frame at a rate
     position (size grows with it).
 
-    The rate position is bisected at effort 0 (one forward pass per probe). Refinement then
-    lowers the size at a given position, so with effort > 0 the effort-0 goal is rescaled by
-    the refined/unrefined size ratio seen and the search repeats: a few refinements in all
-    rather than one per probe. A target beyond the model's range gives the nearest end of the
-    range and a warning.
+    The rate position is bisected with probes (one forward pass each). Refinement and the
+    decoder adaptation then change the size at a given position, so the probes' goal is
+    rescaled by the full/probe size ratio seen and the search repeats: a few full codings in
+    all rather than one per probe. A target beyond the model's range gives the nearest end of
+    the range and a warning.
     """
     def off(coded) -> float:
         return _miss(coded, target_bytes)
 
     best, goal = None, target_bytes
-    for _ in range(REFINED_SEARCH_ROUNDS if effort else 1):
-        rate_fx, coded = _bisect_rate(lambda r: code(r, 0), max_rate_fx, goal)
-        refined = code(rate_fx) if effort else coded
-        best = refined if best is None or off(refined) < off(best) else best
+    for _ in range(SEARCH_ROUNDS):
+        rate_fx, _ = _bisect_rate(lambda r: code(r, probe=True), max_rate_fx, goal)
+        full = code(rate_fx)
+        best = full if best is None or off(full) < off(best) else best
         if off(best) <= BPP_TOLERANCE * target_bytes:
             return best
-        goal *= target_bytes / len(refined[0])
+        goal *= target_bytes / len(full[0])
     if rate_fx in (0, max_rate_fx) and off(best) > BPP_TOLERANCE * target_bytes:
         warnings.warn(f"target rate not reachable; coded at the nearest achievable rate "
                       f"({len(best[0]) / target_bytes:.2f}x the target)", stacklevel=4)

@@ -16,6 +16,7 @@ stays bounded on large images; only the (float) pixel side is tiled, the probabi
 sees whole latent planes.
 """
 
+from functools import partial
 import math
 
 import torch
@@ -23,10 +24,10 @@ import torch
 from neco.formats.errors import CorruptDataError, InvalidArgumentError, UnsupportedError
 from neco.formats.varint import decode_varint, encode_varint
 
-from .adapt import Adaptation, adapted_names, read_header as read_adaptation_header
+from .adapt import Adaptation, adapted_names, fit_last_layer, read_header as read_adaptation_header, with_last_layer_input
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
-from .refine import refine_latents
+from .refine import MAX_REFINE_PIXELS, lambda_at, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
 from .intnet import mean_and_index
@@ -120,7 +121,11 @@ class FrozenImageModel:
                      pixels: torch.Tensor | None = None) -> tuple[bytes, dict]:
         """Code analysed latents at a rate position; returns (payload, stats).
 
-        effort > 0 refines the latents for the image `pixels` ((3,H,W) uint8) first (refine.py).
+        Given the image `pixels` ((3,H,W) uint8), effort > 0 refines the latents for it first
+        (refine.py, which may fit a decoder adaptation), and at every effort the synthesis' last
+        layer is then corrected in closed form for the coded latents where that pays
+        (adapt.fit_last_layer). Without pixels (a rate search's probes) the latents are coded as
+        analysed.
         """
         device, adaptation = y0.device, None
         y = y0 * interpolate_levels(self.net.log_gain, rate_fx).to(device)[None, :, None, None]
@@ -140,7 +145,9 @@ class FrozenImageModel:
             coded.append((sym.to(torch.int64)[:, mask], index[:, mask]))
             return coded[-1][0]
 
-        self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
+        y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
+        if pixels is not None:
+            adaptation = self._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, adaptation, device)
         enc = StreamEncoder()
         if adaptation is not None:
             adaptation.encode(self.coder, enc)
@@ -153,6 +160,33 @@ class FrozenImageModel:
         if adaptation is None:
             return encode_varint(rate_fx) + words, stats
         return encode_varint(rate_fx | ADAPTATION_FLAG) + adaptation.header() + words, stats
+
+    def _fit_adaptation(self, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, pixels: torch.Tensor,
+                        base: Adaptation | None, device) -> Adaptation | None:
+        """`base` (refinement's adaptation, or None) with the closed-form correction of the last
+        layer for the coded latents (adapt.fit_last_layer), if it pays. Images beyond
+        MAX_REFINE_PIXELS keep `base`: the fit's features take ~140 bytes per pixel."""
+        height, width = pixels.shape[-2:]
+        if height * width > MAX_REFINE_PIXELS:
+            return base
+        g_s = self.net.g_s if base is None else base.apply(self.net.g_s)
+        out = self._synthesize(partial(with_last_layer_input, g_s), rate_fx, y_sym, mean_fx, height, width,
+                               device).cpu()
+        residual = pixels[None].float() / 255 - out[:, -3:]
+        return fit_last_layer(g_s, out[:, :-3], residual, lambda_at(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
+                              self.coder, base)
+
+    def _synthesize(self, fn, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, height: int, width: int,
+                    device) -> torch.Tensor:
+        """fn (the synthesis, or a function of it) of decoded latents, in tiles, cropped to the image."""
+        # The bin centres, not the centroids: the latents within a nonzero bin lie 0.1-0.4 nearer the
+        # mean at small scales, but the synthesis has learned the centres (it trains on rounded
+        # latents); centroids from training photos lowered holdout PSNR by 0.1-0.4 dB at rate levels
+        # 5 and 10, and at level 0 on three of four photos (the fourth gained 0.09 dB).
+        y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
+        inv_gain = interpolate_levels(self.net.log_inv_gain, rate_fx)[:, None, None]
+        self.net.to(device)
+        return _tiled(fn, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)[..., :height, :width]
 
     def _hyper(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
         """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
@@ -228,13 +262,6 @@ class FrozenImageModel:
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:
         """FRAME payload -> (3, height, width) uint8 image."""
         rate_fx, _, y_sym, mean_fx, adaptation = self.decode_latents(payload, height, width)
-        # The bin centres, not the centroids: the latents within a nonzero bin lie 0.1-0.4 nearer the
-        # mean at small scales, but the synthesis has learned the centres (it trains on rounded
-        # latents); centroids from training photos lowered holdout PSNR by 0.1-0.4 dB at rate levels
-        # 5 and 10, and at level 0 on three of four photos (the fourth gained 0.09 dB).
-        y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
-        inv_gain = interpolate_levels(self.net.log_inv_gain, rate_fx)[:, None, None]
-        self.net.to(device)
         g_s = self.net.g_s if adaptation is None else adaptation.apply(self.net.g_s)
-        x_hat = _tiled(g_s, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)
-        return (x_hat[0, :, :height, :width].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        x_hat = self._synthesize(g_s, rate_fx, y_sym, mean_fx, height, width, device)
+        return (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu()

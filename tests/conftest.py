@@ -62,11 +62,13 @@ def fixed_adaptation(seed: int = 0, exponent: int = 6):
 
 
 def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed: int = 0) -> bytes:
-    """An effort-1 file whose refinement is replaced by `fixed_adaptation` of the start latents,
-    so that the file carries a decoder adaptation whatever the refinement would choose."""
+    """An effort-1 file whose refinement is replaced by `fixed_adaptation` of the start latents
+    (and the closed-form fit by keeping it), so that the file carries that very adaptation
+    whatever the encoder would choose."""
     import neco
     from neco.codec import image_codec
     adaptation = fixed_adaptation(seed)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
+        mp.setattr(image_codec, "fit_last_layer", lambda g_s, features, residual, lam, coder, base: base)
         return neco.encode(pixels, quality=quality, device=device, effort=1)

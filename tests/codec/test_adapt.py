@@ -88,18 +88,64 @@ def test_bad_adaptation_blocks_are_refused(adapted_file, cut, error):
 def test_refinement_adapts_the_decoder_where_it_pays(coder, monkeypatch):
     """On a real photo at a high rate the fitted adaptation lowers the coded cost."""
     pixels = photo_crop(192, 160, index=4)
-
-    def cost(data: bytes) -> float:
-        mse = np.mean((neco.decode_array(data).astype(float) - pixels) ** 2)
-        lam = refine.lambda_at(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
-        return 8 * len(data) / (192 * 160) + lam * mse
-
     adapted = neco.encode(pixels, quality=95, effort=1)
     assert read_rate_position(_frame(adapted))[1]
     monkeypatch.setattr(refine, "STEP_EXPONENTS", ())
+    monkeypatch.setattr(image_codec, "fit_last_layer", _no_fit)
     plain = neco.encode(pixels, quality=95, effort=1)
     assert not read_rate_position(_frame(plain))[1]
-    assert cost(adapted) < 0.995 * cost(plain)
+    assert _cost(coder, adapted, pixels) < 0.995 * _cost(coder, plain, pixels)
+
+
+def _no_fit(g_s, features, residual, lam, coder, base):
+    return base
+
+
+def _cost(coder, data: bytes, pixels: np.ndarray) -> float:
+    """The coded cost of a file: bits per pixel + lambda * 255^2 * MSE (pixels in [0, 1])."""
+    mse = np.mean((neco.decode_array(data).astype(float) - pixels) ** 2)
+    lam = refine.lambda_at(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
+    return 8 * len(data) / (pixels.shape[0] * pixels.shape[1]) + lam * mse
+
+
+def _decoded_adaptation(coder, data: bytes) -> adapt.Adaptation | None:
+    c = read_container(data)
+    return coder.decode_latents(_frame(data), c.header.height, c.header.width)[-1]
+
+
+def test_effort_0_corrects_the_last_layer_where_it_pays(coder, monkeypatch):
+    """The closed-form fit adapts only the last convolution, and lowers the coded cost."""
+    pixels = photo_crop(192, 160, index=4)
+    fitted = neco.encode(pixels, quality=95)
+    adaptation = _decoded_adaptation(coder, fitted)
+    names = adapt.adapted_names(coder.net.g_s)
+    moved = {name for name, s in zip(names, adaptation.symbols) if s.any()}
+    assert moved and moved <= {names[-1], names[-1].replace(".weight", ".bias")}
+    monkeypatch.setattr(image_codec, "fit_last_layer", _no_fit)
+    plain = neco.encode(pixels, quality=95)
+    assert not read_rate_position(_frame(plain))[1]
+    assert _cost(coder, fitted, pixels) < 0.99 * _cost(coder, plain, pixels)
+
+
+def test_the_fit_builds_on_a_refinements_adaptation_exactly(coder):
+    """On top of refinement's adaptation the fit changes the last layer only, at a step no
+    coarser, so every other delta decodes exactly as refinement chose it."""
+    pixels = photo_crop(192, 160, index=4)
+    base = fixed_adaptation(seed=3, exponent=6)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, base))
+        fitted = neco.encode(pixels, quality=95, effort=1)
+    adaptation = _decoded_adaptation(coder, fitted)
+    assert adaptation.step_exponent >= base.step_exponent
+    for before, after in zip(base.deltas()[:-2], adaptation.deltas()[:-2]):
+        assert torch.equal(before, after)
+    assert _cost(coder, fitted, pixels) < _cost(coder, encode_adapted(pixels, 95, seed=3), pixels)
+
+
+def test_the_fit_copes_with_flat_images():
+    """A flat image leaves most features constant or dead (a singular Gram matrix)."""
+    pixels = np.full((48, 64, 3), 97, np.uint8)
+    assert np.mean((neco.decode_array(neco.encode(pixels, quality=90)).astype(float) - 97) ** 2) < 1
 
 
 def test_the_encoders_hooks_compute_the_decoders_adapted_synthesis(coder):

@@ -83,7 +83,24 @@ def test_bpp_target_with_effort_refines_a_few_times(monkeypatch):
     monkeypatch.setattr(image_codec, "refine_latents", counted)
     pixels = photo_crop(96, 96, index=3)
     data = api.encode_array(pixels, bpp=1.0, effort=1).data
-    assert 1 <= len(calls) <= api.REFINED_SEARCH_ROUNDS
+    assert 1 <= len(calls) <= api.SEARCH_ROUNDS
+    assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
+
+
+def test_bpp_target_fits_the_decoder_adaptation_a_few_times(monkeypatch):
+    """At effort 0 too, the search's probes skip the closed-form fit (adapt.fit_last_layer)."""
+    from neco.codec import image_codec
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return fit_last_layer(*args, **kwargs)
+
+    fit_last_layer = image_codec.fit_last_layer
+    monkeypatch.setattr(image_codec, "fit_last_layer", counted)
+    pixels = photo_crop(96, 96, index=3)
+    data = api.encode_array(pixels, bpp=1.0).data
+    assert 1 <= len(calls) <= api.SEARCH_ROUNDS
     assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
 
 
