@@ -70,36 +70,21 @@ def test_cli_offers_every_effort_level():
     assert (option.type.min, option.type.max) == (0, refine.MAX_EFFORT)
 
 
-def test_bpp_target_with_effort_refines_a_few_times(monkeypatch):
-    """The rate search probes at effort 0 and refines only a few candidates."""
+@pytest.mark.parametrize("stage, effort", [("refine_latents", 1), ("fit_last_layer", 0)])
+def test_bpp_target_runs_the_full_coding_a_few_times(monkeypatch, stage, effort):
+    """The rate search probes with one forward pass each and codes only a few candidates fully
+    (refinement at effort > 0, the closed-form decoder adaptation at every effort)."""
     from neco.codec import image_codec
     calls = []
+    original = getattr(image_codec, stage)
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return refine_latents(*args, **kwargs)
+        return original(*args, **kwargs)
 
-    refine_latents = image_codec.refine_latents
-    monkeypatch.setattr(image_codec, "refine_latents", counted)
+    monkeypatch.setattr(image_codec, stage, counted)
     pixels = photo_crop(96, 96, index=3)
-    data = api.encode_array(pixels, bpp=1.0, effort=1).data
-    assert 1 <= len(calls) <= api.SEARCH_ROUNDS
-    assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
-
-
-def test_bpp_target_fits_the_decoder_adaptation_a_few_times(monkeypatch):
-    """At effort 0 too, the search's probes skip the closed-form fit (adapt.fit_last_layer)."""
-    from neco.codec import image_codec
-    calls = []
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return fit_last_layer(*args, **kwargs)
-
-    fit_last_layer = image_codec.fit_last_layer
-    monkeypatch.setattr(image_codec, "fit_last_layer", counted)
-    pixels = photo_crop(96, 96, index=3)
-    data = api.encode_array(pixels, bpp=1.0).data
+    data = api.encode_array(pixels, bpp=1.0, effort=effort).data
     assert 1 <= len(calls) <= api.SEARCH_ROUNDS
     assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
 
