@@ -44,8 +44,9 @@ def encode(image, quality: float | None = None, bpp: float | None = None, *, dev
 
     quality: 0-100 (default 75, a visually good rate); bpp: a target rate in bits per pixel,
     reached by search (an unreachable target gives the nearest achievable rate and a warning).
-    effort: 0 (one forward pass, the default) to 3; higher levels spend encoder time refining
-    the latents for this image (smaller files at the same quality; any decoder reads them).
+    effort: 0 (the default: one analysis pass, and a closed-form decoder adaptation) to 3;
+    higher levels spend encoder time refining the latents for this image (smaller files at the
+    same quality; any decoder reads them).
     ICC profile and EXIF in `image.info` are carried into the file.
     """
     from neco.codec.api import encode_array

@@ -4,7 +4,8 @@ The encoder fits small corrections ("deltas") to the synthesis for this very ima
 every convolution of g_s and the weight of its last one (the post-filter's 32-to-3 output
 layer), 1,350 values. At effort >= 1 it fits them all jointly with the image's latents
 (refine.py); at every effort it then corrects the last layer in closed form for the coded
-latents (fit_last_layer), which alone costs one synthesis pass. They are quantized to a
+latents (fit_last_layer), at the price of about two decodes (one synthesis pass and a Gram
+matrix of ~84 kMAC per pixel). They are quantized to a
 power-of-two step and coded in the FRAME payload; the decoder adds them to its weights before it
 synthesizes. This is the learned counterpart of VVC's adaptive loop filter,
 whose per-picture filter coefficients travel in the bitstream, and a small instance of
@@ -36,7 +37,7 @@ from .entropy import EntropyCoder, StreamEncoder
 # Step exponents an encoder tries (the decoder reads any in MIN..MAX_STEP_EXPONENT).
 STEP_EXPONENTS = (5, 6, 7, 8)
 MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
-# Weight of rate_proxy in the fit (bits per pixel per proxy bit). Effort 1 on holdout 046 / 047 /
+# Weight of rate_proxy in the fit (coded bits per proxy bit). Effort 1 on holdout 046 / 047 /
 # 048 (512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95), BD-rate against effort
 # 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
 # -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
@@ -144,8 +145,9 @@ class Adaptation:
 
 
 def last_layer(g_s: nn.Module) -> nn.Conv2d:
-    """The synthesis' last convolution, whose weight and bias the closed-form fit adapts."""
-    return [m for m in g_s.modules() if isinstance(m, nn.Conv2d)][-1]
+    """The synthesis' last convolution (the one whose weight is adapted), which the closed-form
+    fit corrects."""
+    return g_s.get_submodule(adapted_names(g_s)[-1].rsplit(".", 1)[0])
 
 
 def with_last_layer_input(g_s: nn.Module, v: torch.Tensor) -> torch.Tensor:
@@ -165,8 +167,9 @@ def with_last_layer_input(g_s: nn.Module, v: torch.Tensor) -> torch.Tensor:
 # smallest keeps the system regular where features are linearly dependent (a ReLU that never
 # fires on this image).
 RIDGE_WEIGHTS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-# Rows of pixels per chunk when the fit accumulates its Gram matrix (bounds the unfolded copy).
-FIT_ROWS = 64
+# Pixels per chunk (whole rows, at least one) when the fit accumulates its Gram matrix: bounds
+# the unfolded copy of the features (C k k floats per pixel) to ~75 MB.
+FIT_PIXELS = 1 << 16
 
 
 def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tensor, lam: float,
@@ -195,8 +198,9 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     for ridge in RIDGE_WEIGHTS:
         solution = torch.linalg.solve(gram + ridge * eye, cross)            # (C k k + 1, 3)
         for exponent in STEP_EXPONENTS:
-            if base is not None and exponent < base.step_exponent:
-                continue
+            if base is not None and (exponent < base.step_exponent or max(
+                    int(s.abs().max()) for s in base.symbols) << (exponent - base.step_exponent) > SYMBOL_MAX):
+                continue  # base's deltas would not stay exact
             deltas = list(start)
             deltas[weight_at] = start[weight_at] + solution[:-1].T.reshape(start[weight_at].shape).float()
             deltas[bias_at] = start[bias_at] + solution[-1].float()
@@ -213,21 +217,28 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
 
 def _normal_equations(features: torch.Tensor, residual: torch.Tensor, k: int
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Gram matrix of the k x k patches of `features` with a constant 1 appended, their
-    correlation with the residual), float64, accumulated over chunks of FIT_ROWS rows."""
+    """(Gram matrix of the k x k patches of `features` (zero beyond its edges) with a constant 1
+    appended, their correlation with the residual), float64, accumulated over chunks of whole
+    rows of about FIT_PIXELS pixels."""
     pad = k // 2
-    padded = F.pad(features.float(), (pad, pad, pad, pad))
-    height = residual.shape[-2]
-    dims = features.shape[1] * k * k + 1
-    gram = torch.zeros(dims, dims, dtype=torch.float64)
-    cross = torch.zeros(dims, residual.shape[1], dtype=torch.float64)
-    for r0 in range(0, height, FIT_ROWS):
-        r1 = min(height, r0 + FIT_ROWS)
-        patches = F.unfold(padded[..., r0:r1 + 2 * pad, :], k)[0]          # (C k k, rows * W)
-        phi = torch.cat([patches, torch.ones(1, patches.shape[1])])
+    height, width = residual.shape[-2:]
+    dims = features.shape[1] * k * k
+    gram = torch.zeros(dims + 1, dims + 1, dtype=torch.float64)
+    cross = torch.zeros(dims + 1, residual.shape[1], dtype=torch.float64)
+    rows = max(1, FIT_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        chunk = features[..., max(0, r0 - pad):r1 + pad, :].float()
+        chunk = F.pad(chunk, (pad, pad, pad - (r0 - max(0, r0 - pad)), r1 + pad - min(height, r1 + pad)))
+        patches = F.unfold(chunk, k)[0]                                     # (C k k, rows * W)
         target = residual[0, :, r0:r1, :].reshape(residual.shape[1], -1).float()
-        gram += (phi @ phi.T).double()
-        cross += (phi @ target.T).double()
+        sums = patches.sum(1, dtype=torch.float64)
+        gram[:dims, :dims] += (patches @ patches.T).double()
+        gram[:dims, dims] += sums
+        gram[dims, :dims] += sums
+        gram[dims, dims] += patches.shape[1]
+        cross[:dims] += (patches @ target.T).double()
+        cross[dims] += target.sum(1, dtype=torch.float64)
     return gram, cross
 
 

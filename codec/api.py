@@ -135,9 +135,12 @@ def _search_rate(code, max_rate_fx: int, target_bytes: float) -> tuple[bytes, di
     def off(coded) -> float:
         return _miss(coded, target_bytes)
 
-    best, goal = None, target_bytes
+    best, goal, tried = None, target_bytes, set()
     for _ in range(SEARCH_ROUNDS):
         rate_fx, _ = _bisect_rate(lambda r: code(r, probe=True), max_rate_fx, goal)
+        if rate_fx in tried:  # an end of the range again: the same full coding
+            break
+        tried.add(rate_fx)
         full = code(rate_fx)
         best = full if best is None or off(full) < off(best) else best
         if off(best) <= BPP_TOLERANCE * target_bytes:

@@ -165,14 +165,15 @@ class FrozenImageModel:
                         base: Adaptation | None, device) -> Adaptation | None:
         """`base` (refinement's adaptation, or None) with the closed-form correction of the last
         layer for the coded latents (adapt.fit_last_layer), if it pays. Images beyond
-        MAX_REFINE_PIXELS keep `base`: the fit's features take ~140 bytes per pixel."""
+        MAX_REFINE_PIXELS keep `base`: the fit holds the last layer's input, ~140 bytes per
+        pixel, two to three times over at its peak."""
         height, width = pixels.shape[-2:]
         if height * width > MAX_REFINE_PIXELS:
             return base
         g_s = self.net.g_s if base is None else base.apply(self.net.g_s)
         out = self._synthesize(partial(with_last_layer_input, g_s), rate_fx, y_sym, mean_fx, height, width,
                                device).cpu()
-        residual = pixels[None].float() / 255 - out[:, -3:]
+        residual = pixels[None].float().cpu() / 255 - out[:, -3:]
         return fit_last_layer(g_s, out[:, :-3], residual, lambda_at(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
                               self.coder, base)
 

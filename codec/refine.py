@@ -1,6 +1,7 @@
 """Encoder effort: refine one image's latents for its own rate-distortion cost.
 
-Effort 0 codes what the analysis transform gives (one forward pass). Higher efforts treat the
+Effort 0 codes what the analysis transform gives (one forward pass; image_codec then fits the
+last layer's decoder adaptation in closed form at every effort). Higher efforts treat the
 latents y and hyper-latents z as free variables and minimise
 
     bits / pixels + lambda * 255^2 * MSE        (the training loss, at the coded rate position)

@@ -12,7 +12,8 @@ an object with the interface of `image_codec.FrozenImageModel`: ``model_id`` (th
 point's name), ``digest`` (the 4 bytes the header stores: the start of the SHA-256 of its
 weights), ``max_rate_fx``, ``rate_fx_from_quality``, ``analyse``,
 ``code_latents(y0, rate_fx, effort, pixels)`` (a model without encoder effort may code every
-effort as 0) and ``decode``. Optional: ``profile`` (default "image"), ``rates`` (text for `neco list`),
+effort as 0; pixels is None for a rate search's probes, which must code quickly, fitting
+nothing) and ``decode``. Optional: ``profile`` (default "image"), ``rates`` (text for `neco list`),
 ``sha256`` (the full digest). A shipped id always wins over a plugin of the same name.
 
     [project.entry-points."neco.models"]

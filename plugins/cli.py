@@ -431,9 +431,9 @@ def cli() -> None:
     type=click.IntRange(0, 3),
     default=0,
     show_default=True,
-    help="Encoder effort: 0 is one forward pass; 1-3 refine the latents for this image and "
-    "fit the decoder to it (smaller files at the same quality, much slower to encode; decoding "
-    "takes the same time).",
+    help="Encoder effort: 0 is one analysis pass and a closed-form fit of the decoder's last "
+    "layer; 1-3 also refine the latents for this image and fit more of the decoder to it "
+    "(smaller files at the same quality, much slower to encode; decoding takes the same time).",
 )
 @click.option("--model", metavar="NAME", default=None,
               help="Model id (see `neco list`)  [default: the shipped image model].")

@@ -142,10 +142,53 @@ def test_the_fit_builds_on_a_refinements_adaptation_exactly(coder):
     assert _cost(coder, fitted, pixels) < _cost(coder, encode_adapted(pixels, 95, seed=3), pixels)
 
 
-def test_the_fit_copes_with_flat_images():
-    """A flat image leaves most features constant or dead (a singular Gram matrix)."""
-    pixels = np.full((48, 64, 3), 97, np.uint8)
-    assert np.mean((neco.decode_array(neco.encode(pixels, quality=90)).astype(float) - 97) ** 2) < 1
+def test_normal_equations_match_the_unfolded_patches(monkeypatch):
+    """Chunked accumulation (here 2 rows, then 1 row per chunk) with zero padding at the edges
+    gives the Gram matrix and correlation of the full patch matrix."""
+    gen = torch.Generator().manual_seed(0)
+    features, residual = torch.randn(1, 4, 13, 7, generator=gen), torch.randn(1, 3, 13, 7, generator=gen)
+    phi = torch.cat([torch.nn.functional.unfold(features, 3, padding=1)[0], torch.ones(1, 13 * 7)]).double()
+    for chunk_pixels in (15, 1):
+        monkeypatch.setattr(adapt, "FIT_PIXELS", chunk_pixels)
+        gram, cross = adapt._normal_equations(features, residual, 3)
+        assert torch.allclose(gram, phi @ phi.T, atol=1e-4)
+        assert torch.allclose(cross, phi @ residual[0].reshape(3, -1).double().T, atol=1e-4)
+
+
+def test_the_fit_predicts_the_distortion_it_gets(coder):
+    """The fit's quadratic form is the exact change of the synthesis' squared error (before
+    clamping and rounding) on an image whose size is a multiple of 64."""
+    pixels = torch.from_numpy(photo_crop(128, 64, index=4)).permute(2, 0, 1)
+    rate_fx = coder.rate_fx_from_quality(95)
+    payload, _ = coder.code_latents(coder.analyse(pixels), rate_fx)     # no pixels: no adaptation
+    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, 64, 128)
+    g_s = coder.net.g_s
+    out = coder._synthesize(lambda v: adapt.with_last_layer_input(g_s, v), rate_fx, y_sym, mean_fx, 64, 128, "cpu")
+    target = pixels[None].float() / 255
+    residual = target - out[:, -3:]
+    lam = refine.lambda_at(coder.cfg.lambdas, rate_fx, 8)
+    adaptation = adapt.fit_last_layer(g_s, out[:, :-3], residual, lam, coder.coder)
+    assert adaptation is not None
+    gram, cross = adapt._normal_equations(out[:, :-3], residual, 3)
+    deltas = adaptation.deltas()
+    moved = torch.cat([deltas[-1].reshape(3, -1).T, deltas[-2][None]]).double()
+    predicted = float(torch.sum(moved * (gram @ moved)) - 2 * torch.sum(moved * cross))
+    adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, 64, 128, "cpu")
+    measured = float(((adapted - target) ** 2).sum() - (residual ** 2).sum())
+    assert predicted < 0 and measured == pytest.approx(predicted, rel=1e-3)
+
+
+def test_the_fit_copes_with_dead_features(coder):
+    """Features that never fire (a ReLU off over the whole image) make the Gram matrix singular;
+    the ridge keeps the solve regular."""
+    gen = torch.Generator().manual_seed(1)
+    features = torch.relu(torch.randn(1, 32, 16, 16, generator=gen))
+    features[:, 5:] = 0
+    residual = 0.05 * torch.randn(1, 3, 16, 16, generator=gen)
+    gram, _ = adapt._normal_equations(features, residual, 3)
+    assert torch.linalg.matrix_rank(gram) < len(gram)
+    adaptation = adapt.fit_last_layer(coder.net.g_s, features, residual, 1.0, coder.coder)
+    assert adaptation is None or all(torch.isfinite(d).all() for d in adaptation.deltas())
 
 
 def test_the_encoders_hooks_compute_the_decoders_adapted_synthesis(coder):

@@ -30,8 +30,9 @@ def _symbols_digest(data: bytes) -> str:
     c = read_container(data)
     frame = next(ch.payload for ch in c.chunks if ch.type == ChunkType.FRAME)
     coder = registry.get_model(c.header.model_id)
-    _, z, y, mean, _ = coder.decode_latents(frame, c.header.height, c.header.width)
-    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in (z, y, mean))).hexdigest()
+    _, z, y, mean, adaptation = coder.decode_latents(frame, c.header.height, c.header.width)
+    symbols = (z, y, mean) + (adaptation.symbols if adaptation is not None else ())
+    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in symbols)).hexdigest()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
