@@ -191,28 +191,38 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     pixels = residual.shape[-2] * residual.shape[-1]
     names, params = adapted_names(g_s), dict(g_s.named_parameters())
     weight_at, bias_at = len(names) - 1, names.index(names[-1].replace(".weight", ".bias"))
-    start = base.deltas() if base is not None else [torch.zeros(params[name].shape) for name in names]
-    start_bits = base.bits(coder) if base is not None else 0.0
+    if base is None:
+        exponents, start, start_bits = STEP_EXPONENTS, [torch.zeros(params[name].shape) for name in names], 0.0
+    else:  # steps no coarser than base's, at which its symbols stay within SYMBOL_MAX: base stays exact
+        largest = max(int(s.abs().max()) for s in base.symbols)
+        exponents = [e for e in STEP_EXPONENTS
+                     if e >= base.step_exponent and largest << (e - base.step_exponent) <= SYMBOL_MAX]
+        start, start_bits = base.deltas(), base.bits(coder)
     eye = torch.eye(len(gram), dtype=gram.dtype) * float(torch.diagonal(gram).mean())
     best, best_cost = base, 0.0
     for ridge in RIDGE_WEIGHTS:
         solution = torch.linalg.solve(gram + ridge * eye, cross)            # (C k k + 1, 3)
-        for exponent in STEP_EXPONENTS:
-            if base is not None and (exponent < base.step_exponent or max(
-                    int(s.abs().max()) for s in base.symbols) << (exponent - base.step_exponent) > SYMBOL_MAX):
-                continue  # base's deltas would not stay exact
+        for exponent in exponents:
             deltas = list(start)
             deltas[weight_at] = start[weight_at] + solution[:-1].T.reshape(start[weight_at].shape).float()
             deltas[bias_at] = start[bias_at] + solution[-1].float()
             adaptation = Adaptation.quantize(deltas, exponent, coder)
             quantized = adaptation.deltas()
-            moved = torch.cat([(quantized[weight_at] - start[weight_at]).reshape(len(solution[-1]), -1).T,
-                               (quantized[bias_at] - start[bias_at])[None]]).double()
-            change = float(torch.sum(moved * (gram @ moved)) - 2 * torch.sum(moved * cross))
+            change = squared_error_change(gram, cross, quantized[weight_at] - start[weight_at],
+                                          quantized[bias_at] - start[bias_at])
             cost = (adaptation.bits(coder) - start_bits) / pixels + lam * 255 ** 2 * change / residual.numel()
             if cost < best_cost:
                 best, best_cost = adaptation, cost
     return best
+
+
+def squared_error_change(gram: torch.Tensor, cross: torch.Tensor, weight_delta: torch.Tensor,
+                         bias_delta: torch.Tensor) -> float:
+    """Change of the residual's sum of squares when the last layer's weight and bias move by
+    these deltas: m'Gm - 2 m'c, with m the deltas as columns in the order of the normal
+    equations' features (the k x k patches of each input channel, then the constant)."""
+    moved = torch.cat([weight_delta.reshape(len(bias_delta), -1).T, bias_delta[None]]).double()
+    return float(torch.sum(moved * (gram @ moved)) - 2 * torch.sum(moved * cross))
 
 
 def _normal_equations(features: torch.Tensor, residual: torch.Tensor, k: int

@@ -171,8 +171,7 @@ def test_the_fit_predicts_the_distortion_it_gets(coder):
     assert adaptation is not None
     gram, cross = adapt._normal_equations(out[:, :-3], residual, 3)
     deltas = adaptation.deltas()
-    moved = torch.cat([deltas[-1].reshape(3, -1).T, deltas[-2][None]]).double()
-    predicted = float(torch.sum(moved * (gram @ moved)) - 2 * torch.sum(moved * cross))
+    predicted = adapt.squared_error_change(gram, cross, deltas[-1], deltas[-2])
     adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, 64, 128, "cpu")
     measured = float(((adapted - target) ** 2).sum() - (residual ** 2).sum())
     assert predicted < 0 and measured == pytest.approx(predicted, rel=1e-3)
