@@ -42,6 +42,9 @@ MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
 # 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
 # -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
 RATE_PROXY_WEIGHT = 2.0
+# Bits an adaptation's flag adds to the FRAME payload's first varint (image_codec.ADAPTATION_FLAG,
+# bit 16): rate positions 2^7..2^14 - 1 take two varint bytes, flagged ones three.
+FLAG_BITS = 8
 
 
 def adapted_names(g_s: nn.Module) -> list[str]:
@@ -114,8 +117,9 @@ class Adaptation:
         return bytes((self.step_exponent, *self.rows))
 
     def bits(self, coder: EntropyCoder) -> float:
-        """Size of the adaptation in the file (header bytes plus the symbols' ideal code length)."""
-        return 8 * len(self.header()) + sum(self._coded(coder, lambda s, i: coder.cross_entropy_bits(s, i)))
+        """Size of the adaptation in the file: the byte its flag adds to the payload's first
+        varint (FLAG_BITS), the header bytes and the symbols' ideal code length."""
+        return FLAG_BITS + 8 * len(self.header()) + sum(self._coded(coder, lambda s, i: coder.cross_entropy_bits(s, i)))
 
     def encode(self, coder: EntropyCoder, encoder: StreamEncoder) -> None:
         """Append the symbols to a stream (before z: the decoder reads them first)."""
@@ -177,8 +181,9 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     """`base` (an adaptation, or None) plus a closed-form correction of the last convolution,
     or `base` itself when no correction lowers the cost bits / pixels + lam * 255^2 * MSE.
 
-    g_s is the synthesis with `base` applied; `features` (1, C, H, W) is the input of its last
-    convolution and `residual` (1, 3, H, W) the target minus its output. The output is linear
+    g_s is the synthesis with `base` applied; `features` (1, C, H', W') is the input of its last
+    convolution (H' >= H, W' >= W: see _normal_equations) and `residual` (1, 3, H, W) the target
+    minus its output. The output is linear
     in that layer's weight and bias, so the correction that best fits the residual solves a
     least-squares problem: a Wiener filter, as HEVC/VVC encoders derive their adaptive loop filter
     (Tsai et al. 2013, "Adaptive Loop Filtering for Video Coding", IEEE JSTSP 7(6)).
@@ -227,19 +232,26 @@ def squared_error_change(gram: torch.Tensor, cross: torch.Tensor, weight_delta: 
 
 def _normal_equations(features: torch.Tensor, residual: torch.Tensor, k: int
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Gram matrix of the k x k patches of `features` (zero beyond its edges) with a constant 1
-    appended, their correlation with the residual), float64, accumulated over chunks of whole
-    rows of about FIT_PIXELS pixels."""
+    """(Gram matrix of the k x k patches of `features` around each residual pixel, with a
+    constant 1 appended, their correlation with the residual), float64, accumulated over chunks
+    of whole rows of about FIT_PIXELS pixels.
+
+    `features` may reach past the residual's bottom and right edges (the synthesis runs on the
+    padded image and its last layer sees those values there); beyond its own edges it is zero,
+    as the convolution pads it."""
     pad = k // 2
     height, width = residual.shape[-2:]
+    features = features[..., :height + pad, :width + pad]
+    feature_height, feature_width = features.shape[-2:]
     dims = features.shape[1] * k * k
     gram = torch.zeros(dims + 1, dims + 1, dtype=torch.float64)
     cross = torch.zeros(dims + 1, residual.shape[1], dtype=torch.float64)
     rows = max(1, FIT_PIXELS // width)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        chunk = features[..., max(0, r0 - pad):r1 + pad, :].float()
-        chunk = F.pad(chunk, (pad, pad, pad - (r0 - max(0, r0 - pad)), r1 + pad - min(height, r1 + pad)))
+        top, bottom = max(0, r0 - pad), min(feature_height, r1 + pad)
+        chunk = F.pad(features[..., top:bottom, :].float(),
+                      (pad, width + pad - feature_width, pad - (r0 - top), r1 + pad - bottom))
         patches = F.unfold(chunk, k)[0]                                     # (C k k, rows * W)
         target = residual[0, :, r0:r1, :].reshape(residual.shape[1], -1).float()
         sums = patches.sum(1, dtype=torch.float64)

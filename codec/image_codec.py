@@ -24,10 +24,11 @@ import torch
 from neco.formats.errors import CorruptDataError, InvalidArgumentError, UnsupportedError
 from neco.formats.varint import decode_varint, encode_varint
 
-from .adapt import Adaptation, adapted_names, fit_last_layer, read_header as read_adaptation_header, with_last_layer_input
+from .adapt import (Adaptation, adapted_names, fit_last_layer, last_layer, read_header as read_adaptation_header,
+                    with_last_layer_input)
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
-from .refine import MAX_REFINE_PIXELS, lambda_at, refine_latents
+from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
 from .intnet import mean_and_index
@@ -171,10 +172,13 @@ class FrozenImageModel:
         if height * width > MAX_REFINE_PIXELS:
             return base
         g_s = self.net.g_s if base is None else base.apply(self.net.g_s)
-        out = self._synthesize(partial(with_last_layer_input, g_s), rate_fx, y_sym, mean_fx, height, width,
-                               device).cpu()
-        residual = pixels[None].float().cpu() / 255 - out[:, -3:]
-        return fit_last_layer(g_s, out[:, :-3], residual, lambda_at(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
+        # the padded synthesis' features one row and column past the image: the last layer's
+        # 3x3 window sees them at its bottom and right edges
+        margin = last_layer(g_s).kernel_size[0] // 2
+        out = self._synthesize(partial(with_last_layer_input, g_s), rate_fx, y_sym, mean_fx, height + margin,
+                               width + margin, device).cpu()
+        residual = pixels[None].float().cpu() / 255 - out[:, -3:, :height, :width]
+        return fit_last_layer(g_s, out[:, :-3], residual, encoder_lambda(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
                               self.coder, base)
 
     def _synthesize(self, fn, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, height: int, width: int,

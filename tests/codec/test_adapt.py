@@ -104,7 +104,7 @@ def _no_fit(g_s, features, residual, lam, coder, base):
 def _cost(coder, data: bytes, pixels: np.ndarray) -> float:
     """The coded cost of a file: bits per pixel + lambda * 255^2 * MSE (pixels in [0, 1])."""
     mse = np.mean((neco.decode_array(data).astype(float) - pixels) ** 2)
-    lam = refine.lambda_at(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
+    lam = refine.encoder_lambda(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
     return 8 * len(data) / (pixels.shape[0] * pixels.shape[1]) + lam * mse
 
 
@@ -142,12 +142,16 @@ def test_the_fit_builds_on_a_refinements_adaptation_exactly(coder):
     assert _cost(coder, fitted, pixels) < _cost(coder, encode_adapted(pixels, 95, seed=3), pixels)
 
 
-def test_normal_equations_match_the_unfolded_patches(monkeypatch):
-    """Chunked accumulation (here 2 rows, then 1 row per chunk) with zero padding at the edges
-    gives the Gram matrix and correlation of the full patch matrix."""
+@pytest.mark.parametrize("extra_rows, extra_columns", [(0, 0), (1, 1), (3, 0)])
+def test_normal_equations_match_the_unfolded_patches(monkeypatch, extra_rows, extra_columns):
+    """Chunked accumulation (here 2 rows, then 1 row per chunk) gives the Gram matrix and
+    correlation of the full patch matrix around each residual pixel: zero past the features'
+    edges, the features' values where they reach past the residual's bottom and right edges."""
     gen = torch.Generator().manual_seed(0)
-    features, residual = torch.randn(1, 4, 13, 7, generator=gen), torch.randn(1, 3, 13, 7, generator=gen)
-    phi = torch.cat([torch.nn.functional.unfold(features, 3, padding=1)[0], torch.ones(1, 13 * 7)]).double()
+    features = torch.randn(1, 4, 13 + extra_rows, 7 + extra_columns, generator=gen)
+    residual = torch.randn(1, 3, 13, 7, generator=gen)
+    patches = torch.nn.functional.unfold(features, 3, padding=1)[0].unflatten(1, features.shape[-2:])
+    phi = torch.cat([patches[:, :13, :7].reshape(-1, 13 * 7), torch.ones(1, 13 * 7)]).double()
     for chunk_pixels in (15, 1):
         monkeypatch.setattr(adapt, "FIT_PIXELS", chunk_pixels)
         gram, cross = adapt._normal_equations(features, residual, 3)
@@ -155,24 +159,26 @@ def test_normal_equations_match_the_unfolded_patches(monkeypatch):
         assert torch.allclose(cross, phi @ residual[0].reshape(3, -1).double().T, atol=1e-4)
 
 
-def test_the_fit_predicts_the_distortion_it_gets(coder):
+@pytest.mark.parametrize("width, height", [(128, 64), (120, 50)])
+def test_the_fit_predicts_the_distortion_it_gets(coder, width, height):
     """The fit's quadratic form is the exact change of the synthesis' squared error (before
-    clamping and rounding) on an image whose size is a multiple of 64."""
-    pixels = torch.from_numpy(photo_crop(128, 64, index=4)).permute(2, 0, 1)
+    clamping and rounding), also on an image whose size is not a multiple of 64 (where the last
+    layer sees the padded synthesis past the image's edges)."""
+    pixels = torch.from_numpy(photo_crop(width, height, index=4)).permute(2, 0, 1)
     rate_fx = coder.rate_fx_from_quality(95)
     payload, _ = coder.code_latents(coder.analyse(pixels), rate_fx)     # no pixels: no adaptation
-    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, 64, 128)
-    g_s = coder.net.g_s
-    out = coder._synthesize(lambda v: adapt.with_last_layer_input(g_s, v), rate_fx, y_sym, mean_fx, 64, 128, "cpu")
-    target = pixels[None].float() / 255
-    residual = target - out[:, -3:]
-    lam = refine.lambda_at(coder.cfg.lambdas, rate_fx, 8)
-    adaptation = adapt.fit_last_layer(g_s, out[:, :-3], residual, lam, coder.coder)
+    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, height, width)
+    adaptation = coder._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, None, "cpu")
     assert adaptation is not None
+    g_s = coder.net.g_s
+    out = coder._synthesize(lambda v: adapt.with_last_layer_input(g_s, v), rate_fx, y_sym, mean_fx, height + 1,
+                            width + 1, "cpu")
+    target = pixels[None].float() / 255
+    residual = target - out[:, -3:, :height, :width]
     gram, cross = adapt._normal_equations(out[:, :-3], residual, 3)
     deltas = adaptation.deltas()
     predicted = adapt.squared_error_change(gram, cross, deltas[-1], deltas[-2])
-    adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, 64, 128, "cpu")
+    adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, height, width, "cpu")
     measured = float(((adapted - target) ** 2).sum() - (residual ** 2).sum())
     assert predicted < 0 and measured == pytest.approx(predicted, rel=1e-3)
 

@@ -20,7 +20,7 @@ def _cost(pixels: np.ndarray, effort: int) -> tuple[float, bytes]:
     data = api.encode_array(pixels, quality=quality, effort=effort).data
     out = neco.decode_array(data)
     mse = np.mean((out.astype(float) - pixels) ** 2)
-    lam = refine.lambda_at(coder.cfg.lambdas, RATE_FX, RATE_FRAC_BITS)
+    lam = refine.encoder_lambda(coder.cfg.lambdas, RATE_FX, RATE_FRAC_BITS)
     return 8 * len(data) / pixels[..., 0].size + lam * mse, data
 
 
