@@ -26,6 +26,8 @@ from PIL import Image
 from neco.formats import (ChunkType, CorruptDataError, InvalidArgumentError, ModelError, NecoError,
                           PixelFormat, UnsupportedError, read_container)
 
+from neco.codec import frame_fields
+
 from .image_input import to_rgb_array
 from .lenient import LenientReader
 
@@ -33,6 +35,9 @@ try:
     __version__ = version("neco")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
+
+# Model ids whose FRAME payloads open with the image profile's rate field (docs/FORMAT.md, section 10).
+IMAGE_PAYLOAD_MODELS = "image-hp-"
 
 __all__ = ["encode", "decode", "decode_array", "info", "encode_frames", "open", "NecoError", "CorruptDataError",
            "UnsupportedError", "ModelError", "InvalidArgumentError", "__version__"]
@@ -83,6 +88,7 @@ def info(data: bytes) -> dict:
     h = container.header
     names = {int(t): t.name for t in ChunkType}
     frames = max(1, sum(c.type == ChunkType.FRAME for c in container.chunks))
+    image_payloads = h.model_id.startswith(IMAGE_PAYLOAD_MODELS)  # FORMAT.md section 10
     video = {}
     if h.kind.name == "VIDEO":
         video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames}
@@ -99,10 +105,21 @@ def info(data: bytes) -> dict:
         "bpp": 8 * len(data) / (h.width * h.height * frames),  # per frame
         **video,
         "version": container.version,
-        "chunks": [{"type": names.get(c.type, str(c.type)), "length": len(c.payload)} for c in container.chunks],
+        "chunks": [{"type": names.get(c.type, str(c.type)), "length": len(c.payload),
+                    **(_frame_fields(c.payload) if c.type == ChunkType.FRAME and image_payloads else {})}
+                   for c in container.chunks],
         "skipped_chunks": [{"type": c.type, "offset": c.offset, "length": c.length}
                            for c in container.skipped],
     }
+
+
+def _frame_fields(payload: bytes) -> dict:
+    """A FRAME's rate level and adaptation flag (neco.codec.frame_fields), or nothing when its
+    first field does not read (decode reports why)."""
+    try:
+        return frame_fields.describe(payload)
+    except NecoError:
+        return {}
 
 
 def encode_frames(frames, output, quality: float | None = None, bpp: float | None = None, *,

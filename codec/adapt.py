@@ -42,7 +42,7 @@ MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
 # 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
 # -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
 RATE_PROXY_WEIGHT = 2.0
-# Bits an adaptation's flag adds to the FRAME payload's first varint (image_codec.ADAPTATION_FLAG,
+# Bits an adaptation's flag adds to the FRAME payload's first varint (frame_fields.ADAPTATION_FLAG,
 # bit 16): rate positions 2^7..2^14 - 1 take two varint bytes, flagged ones three.
 FLAG_BITS = 8
 

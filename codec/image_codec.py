@@ -21,13 +21,14 @@ import math
 
 import torch
 
-from neco.formats.errors import CorruptDataError, InvalidArgumentError, UnsupportedError
-from neco.formats.varint import decode_varint, encode_varint
+from neco.formats.errors import CorruptDataError, InvalidArgumentError
+from neco.formats.varint import encode_varint
 
 from .adapt import (Adaptation, adapted_names, fit_last_layer, last_layer, read_header as read_adaptation_header,
                     with_last_layer_input)
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
+from .frame_fields import ADAPTATION_FLAG, read_rate_position
 from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
@@ -37,10 +38,6 @@ LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
 # Integer activations are clamped to +-ACT_MAX units, fixed point with ACT_FRAC_BITS.
 ACT_LIMIT_FX = ACT_MAX * 2 ** ACT_FRAC_BITS
-# The payload's first varint holds the rate position in its low RATE_POSITION_BITS bits; the bit
-# above marks a decoder adaptation block (adapt.py) after the varint; higher bits are reserved.
-RATE_POSITION_BITS = 16
-ADAPTATION_FLAG = 1 << RATE_POSITION_BITS
 HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents, its post-filter 4 pixels more) and g_a (30 pixels)
 
 
@@ -67,15 +64,6 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
                             (s0 - b0) * unit_out:(s1 - b0) * unit_out])
         rows.append(torch.cat(cols, dim=-1))
     return torch.cat(rows, dim=-2)
-
-
-def read_rate_position(payload: bytes) -> tuple[int, bool, int]:
-    """The first field of a FRAME payload: (rate position, whether a decoder adaptation block
-    follows, the position after the field)."""
-    value, pos = decode_varint(payload, 0)
-    if value >> RATE_POSITION_BITS & ~1:
-        raise UnsupportedError(f"FRAME payload flags {value >> RATE_POSITION_BITS:#x} are not known to this decoder")
-    return value & (ADAPTATION_FLAG - 1), bool(value & ADAPTATION_FLAG), pos
 
 
 class FrozenImageModel:

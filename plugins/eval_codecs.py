@@ -286,7 +286,7 @@ class NecoCodec(Codec):
 
         import neco
         from neco.codec import registry
-        from neco.codec.image_codec import read_rate_position
+        from neco.codec.frame_fields import read_rate_position
         from neco.formats import ChunkType, read_container
         with warnings.catch_warnings():  # an unreachable target: the row's bpp shows how far
             warnings.simplefilter("ignore")

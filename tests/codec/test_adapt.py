@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import neco
-from neco.codec import adapt, image_codec, refine, registry
-from neco.codec.image_codec import read_rate_position
+from neco.codec import adapt, frame_fields, image_codec, refine, registry
+from neco.codec.frame_fields import read_rate_position
 from neco.codec.image_model import interpolate_levels
 from neco.codec.constants import ACT_FRAC_BITS
 from neco.formats import ChunkType, encode_varint, read_container, write_container
@@ -56,7 +56,7 @@ def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
     data, adaptation = adapted_file
     payload = _frame(data)
     rate_fx, adapted, _ = read_rate_position(payload)
-    pos = len(encode_varint(rate_fx | image_codec.ADAPTATION_FLAG))
+    pos = len(encode_varint(rate_fx | frame_fields.ADAPTATION_FLAG))
     assert adapted and payload[pos:pos + 10] == adaptation.header()
     _, _, y_sym, mean_fx, decoded = coder.decode_latents(payload, 48, 64)
     assert decoded.header() == adaptation.header()
@@ -83,6 +83,17 @@ def test_bad_adaptation_blocks_are_refused(adapted_file, cut, error):
     data, _ = adapted_file
     with pytest.raises(error):
         neco.decode_array(_with_frame(data, cut(_frame(data))))
+
+
+def test_info_shows_the_rate_field(adapted_file):
+    """neco.info reads a FRAME's rate level and adaptation flag; a first field it cannot read
+    (a reserved flag) leaves them out rather than failing."""
+    data, _ = adapted_file
+    rate_fx = read_rate_position(_frame(data))[0]
+    frame = neco.info(data)["chunks"][0]
+    assert (frame["type"], frame["rate_level"], frame["decoder_adaptation"]) == ("FRAME", rate_fx / 256, True)
+    reserved = _with_frame(data, encode_varint(rate_fx | 1 << 17) + _frame(data)[3:])
+    assert "rate_level" not in neco.info(reserved)["chunks"][0]
 
 
 def test_refinement_adapts_the_decoder_where_it_pays(coder, monkeypatch):

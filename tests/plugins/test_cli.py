@@ -16,6 +16,7 @@ from PIL import Image
 
 import neco
 from conftest import PSNR_FLOOR, psnr, smooth_image
+from neco.codec import registry
 from neco.formats import MAGIC
 from neco.plugins import cli as cli_module
 from neco.plugins.cli import cli
@@ -291,8 +292,12 @@ def test_info(tmp_path, neco_bytes):
     assert (details["width"], details["height"]) == (WIDTH, HEIGHT)
     assert details["size_bytes"] == len(neco_bytes)
     assert isinstance(details["weights_digest"], str) and details["chunks"]
+    frame = next(chunk for chunk in details["chunks"] if chunk["type"] == "FRAME")
+    assert frame["rate_level"] == registry.get_model(details["model_id"]).rate_fx_from_quality(75) / 256
+    assert frame["decoder_adaptation"] in (True, False)
 
     result = run("info", "-", input=neco_bytes)
     assert result.exit_code == 0, result.stderr
     assert "<stdin>" in result.stdout and "model_id:" in result.stdout
     assert str(WIDTH) in result.stdout
+    assert "rate_level=" in result.stdout and "decoder_adaptation=" in result.stdout
