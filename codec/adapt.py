@@ -183,10 +183,10 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
 
     g_s is the synthesis with `base` applied; `features` (1, C, H', W') is the input of its last
     convolution (H' >= H, W' >= W: see _normal_equations) and `residual` (1, 3, H, W) the target
-    minus its output. The output is linear
-    in that layer's weight and bias, so the correction that best fits the residual solves a
-    least-squares problem: a Wiener filter, as HEVC/VVC encoders derive their adaptive loop filter
-    (Tsai et al. 2013, "Adaptive Loop Filtering for Video Coding", IEEE JSTSP 7(6)).
+    minus its output. The output is linear in that layer's weight and bias, so the correction
+    that best fits the residual solves a least-squares problem: a Wiener filter, as HEVC/VVC
+    encoders derive their adaptive loop filter (Tsai et al. 2013, "Adaptive Loop Filtering for
+    Video Coding", IEEE JSTSP 7(6)).
     For each ridge weight and step exponent (none coarser than base's, which must stay exact)
     the quantized result's exact bits and its MSE (a quadratic form in the correction: exact
     for this linear layer, before clamping to [0, 1] and rounding to 8 bits) give its cost.
