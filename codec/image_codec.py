@@ -160,14 +160,20 @@ class FrozenImageModel:
         if height * width > MAX_REFINE_PIXELS:
             return base
         g_s = self.net.g_s if base is None else base.apply(self.net.g_s)
-        # the padded synthesis' features one row and column past the image: the last layer's
-        # 3x3 window sees them at its bottom and right edges
+        features, residual = self._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, device)
+        return fit_last_layer(g_s, features, residual, encoder_lambda(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
+                              self.coder, base)
+
+    def _last_layer_inputs(self, g_s, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, pixels: torch.Tensor,
+                           device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the input of g_s's last layer for decoded latents, the image minus g_s's output), on
+        the CPU. The input reaches the layer's half-width past the image's bottom and right edges,
+        where the padded synthesis has it: the layer's window sees it there."""
+        height, width = pixels.shape[-2:]
         margin = last_layer(g_s).kernel_size[0] // 2
         out = self._synthesize(partial(with_last_layer_input, g_s), rate_fx, y_sym, mean_fx, height + margin,
                                width + margin, device).cpu()
-        residual = pixels[None].float().cpu() / 255 - out[:, -3:, :height, :width]
-        return fit_last_layer(g_s, out[:, :-3], residual, encoder_lambda(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
-                              self.coder, base)
+        return out[:, :-3], pixels[None].float().cpu() / 255 - out[:, -3:, :height, :width]
 
     def _synthesize(self, fn, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, height: int, width: int,
                     device) -> torch.Tensor:

@@ -182,11 +182,9 @@ def test_the_fit_predicts_the_distortion_it_gets(coder, width, height):
     adaptation = coder._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, None, "cpu")
     assert adaptation is not None
     g_s = coder.net.g_s
-    out = coder._synthesize(lambda v: adapt.with_last_layer_input(g_s, v), rate_fx, y_sym, mean_fx, height + 1,
-                            width + 1, "cpu")
+    features, residual = coder._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, "cpu")
     target = pixels[None].float() / 255
-    residual = target - out[:, -3:, :height, :width]
-    gram, cross = adapt._normal_equations(out[:, :-3], residual, 3)
+    gram, cross = adapt._normal_equations(features, residual, 3)
     deltas = adaptation.deltas()
     predicted = adapt.squared_error_change(gram, cross, deltas[-1], deltas[-2])
     adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, height, width, "cpu")
