@@ -73,7 +73,7 @@ def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
 
 # The adapted files' first varint takes 3 bytes (the flag is bit 16); the block follows.
 @pytest.mark.parametrize("cut,error", [
-    (lambda p: encode_varint(read_rate_position(p)[0] | 1 << 17) + p[3:], neco.UnsupportedError),  # reserved flag
+    (lambda p: encode_varint(read_rate_position(p)[0] | 1 << 18) + p[3:], neco.UnsupportedError),  # reserved flag
     (lambda p: p[:6], neco.CorruptDataError),                                   # inside the block
     (lambda p: p[:3] + b"\x00" + p[4:], neco.CorruptDataError),                 # step exponent 0
     (lambda p: p[:3] + b"\x11" + p[4:], neco.CorruptDataError),                 # step exponent 17
@@ -92,7 +92,7 @@ def test_info_shows_the_rate_field(adapted_file):
     rate_fx = read_rate_position(_frame(data))[0]
     frame = neco.info(data)["chunks"][0]
     assert (frame["type"], frame["rate_level"], frame["decoder_adaptation"]) == ("FRAME", rate_fx / 256, True)
-    reserved = _with_frame(data, encode_varint(rate_fx | 1 << 17) + _frame(data)[3:])
+    reserved = _with_frame(data, encode_varint(rate_fx | 1 << 18) + _frame(data)[3:])
     assert "rate_level" not in neco.info(reserved)["chunks"][0]
 
 
@@ -190,6 +190,46 @@ def test_the_fit_predicts_the_distortion_it_gets(coder, width, height):
     adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, height, width, "cpu")
     measured = float(((adapted - target) ** 2).sum() - (residual ** 2).sum())
     assert predicted < 0 and measured == pytest.approx(predicted, rel=1e-3)
+
+
+def test_rd_quantization_leaves_no_move_that_pays(coder, monkeypatch):
+    """Rate-distortion optimized quantization of the fit lowers the exact cost (bits + kappa *
+    squared-error change) below rounding's, and, given the sweeps to converge (this tiny crop's
+    ill-conditioned Gram matrix needs hundreds), stops where moving any one symbol by a step or
+    to zero (the table rows kept) would raise it: its running gradient stays exact."""
+    monkeypatch.setattr(adapt, "RDO_SWEEPS", 100_000)
+    height, width = 64, 128
+    pixels = torch.from_numpy(photo_crop(width, height, index=4)).permute(2, 0, 1)
+    rate_fx = coder.rate_fx_from_quality(30)
+    payload, _ = coder.code_latents(coder.analyse(pixels), rate_fx)
+    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, height, width)
+    g_s = coder.net.g_s
+    features, residual = coder._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, "cpu")
+    gram, cross = adapt._normal_equations(features, residual, 3)
+    kappa = 0.01 * 255 ** 2 / 3
+    params = dict(g_s.named_parameters())
+    deltas = [torch.zeros(params[name].shape) for name in adapt.adapted_names(g_s)]
+    solution = torch.linalg.solve(gram + 1e-3 * float(torch.diagonal(gram).mean()) * torch.eye(len(gram),
+                                  dtype=gram.dtype), cross)
+    deltas[-1] = solution[:-1].T.reshape(deltas[-1].shape).float()
+    deltas[-2] = solution[-1].float()
+    rounded = adapt.Adaptation.quantize(deltas, 6, coder.coder)
+
+    def cost(adaptation):
+        moved = adaptation.deltas()
+        return adaptation.bits(coder.coder) + kappa * adapt.squared_error_change(gram, cross, moved[-1], moved[-2])
+
+    start = torch.zeros(len(gram), 3, dtype=torch.float64)
+    optimized = adapt._rd_quantized(rounded, (8, 7), start, gram, cross, kappa, coder.coder)
+    assert cost(optimized) < cost(rounded) - 10
+    weight = optimized.symbols[-1]
+    for flat in torch.randperm(weight.numel(), generator=torch.Generator().manual_seed(0))[:40]:
+        v = int(weight.view(-1)[flat])
+        for new in {v - 1, v + 1, 0} - {v}:
+            moved = weight.clone()
+            moved.view(-1)[flat] = new
+            neighbour = adapt.Adaptation(optimized.step_exponent, optimized.rows, optimized.symbols[:-1] + (moved,))
+            assert cost(neighbour) > cost(optimized) - 1e-6
 
 
 def test_the_fit_copes_with_dead_features(coder):
