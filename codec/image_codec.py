@@ -1,15 +1,13 @@
 """Coding with a frozen image-hp model: pixels <-> the FRAME payload of a `.neco` file.
 
-FRAME payload layout for image-hp models (all integers little-endian; see docs/FORMAT.md):
-
-    varint rate_fx     rate position, fixed point with RATE_FRAC_BITS fraction bits
-    words              constriction ANS (stack) coder output, uint32 little-endian, decoded in
-                       this order:
-                       z symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]),
-                       then the anchor y symbols ((row + column) even) of each channel
-                       group, then the other y symbols of each group (tables from h_s(z)
-                       and the context network given what is decoded before: see
-                       _walk_latents); y is M x 4*ceil(H/64) x 4*ceil(W/64)
+FRAME payload layout for image-hp models (docs/FORMAT.md, section 10): a varint of the rate
+position and flags (frame_fields.py), the decoder adaptation's block (adapt.py) and the table
+offsets' row (table_offsets.py) where flagged, then the words of the constriction ANS (stack)
+coder, decoded in this order: the adaptation's and the offsets' symbols where flagged, the z
+symbols (C_z x ceil(H/64) x ceil(W/64), table = z_scale_index[c]), then the anchor y symbols
+((row + column) even) of each channel group, then the other y symbols of each group (tables from
+h_s(z) and the context network given what is decoded before, see _walk_latents, each shifted
+by its channel's table offset); y is M x 4*ceil(H/64) x 4*ceil(W/64).
 
 Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
 stays bounded on large images; only the (float) pixel side is tiled, the probability path
@@ -28,11 +26,12 @@ from .adapt import (Adaptation, adapted_names, fit_last_layer, last_layer, read_
                     with_last_layer_input)
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
-from .frame_fields import ADAPTATION_FLAG, read_rate_position
+from .frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, read_rate_position
 from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
 from .intnet import mean_and_index
+from .table_offsets import TableOffsets, choose as choose_table_offsets, read_row as read_table_offsets_row
 
 LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
@@ -125,30 +124,37 @@ class FrozenImageModel:
                                               self.coder)
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         y = y[0].double().cpu()
-        coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
+        coded_y = []  # (channel range, symbols, table rows) of each step, in coding order
 
         # Plain rounding: a dead zone (rounding r - d * sign(r)) cost BD-rate on the half-size
         # holdout photos, +0.8 % at d = 0.05, and rounding away from the mean +1.9 % at d = -0.03.
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
-            coded.append((sym.to(torch.int64)[:, mask], index[:, mask]))
-            return coded[-1][0]
+            coded_y.append((channels, sym.to(torch.int64)[:, mask], index[:, mask]))
+            return coded_y[-1][1]
 
         y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx), quantize)
         if pixels is not None:
             adaptation = self._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, adaptation, device)
+        first = rate_fx if adaptation is None else rate_fx | ADAPTATION_FLAG
+        offsets = choose_table_offsets(self.coder, coded_y, self.cfg.latent_channels,
+                                       8 * (len(encode_varint(first | TABLE_OFFSETS_FLAG)) - len(encode_varint(first))))
+        coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
+        coded += [(symbols, rows if offsets is None else offsets.shifted(channels, rows))
+                  for channels, symbols, rows in coded_y]
         enc = StreamEncoder()
-        if adaptation is not None:
-            adaptation.encode(self.coder, enc)
+        blocks = [block for block in (adaptation, offsets) if block is not None]
+        for block in blocks:
+            block.encode(self.coder, enc)
         for symbols, indices in coded:
             self.coder.encode(enc, symbols, indices)
         words = enc.finish()
         stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in coded),
                  "coded_bits": 8 * len(words),
                  "adaptation_bits": 0.0 if adaptation is None else adaptation.bits(self.coder)}
-        if adaptation is None:
-            return encode_varint(rate_fx) + words, stats
-        return encode_varint(rate_fx | ADAPTATION_FLAG) + adaptation.header() + words, stats
+        if offsets is not None:
+            first |= TABLE_OFFSETS_FLAG
+        return encode_varint(first) + b"".join(block.header() for block in blocks) + words, stats
 
     def _fit_adaptation(self, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, pixels: torch.Tensor,
                         base: Adaptation | None, device) -> Adaptation | None:
@@ -241,20 +247,27 @@ class FrozenImageModel:
 
         Everything here is exact integer work; cross-configuration tests compare its output.
         """
-        rate_fx, adapted, pos = read_rate_position(payload)
+        rate_fx, adapted, has_offsets, pos = read_rate_position(payload)
         if rate_fx > self.max_rate_fx:
             raise CorruptDataError(f"rate position {rate_fx} is beyond the model's range")
         if adapted:
             header, pos = read_adaptation_header(payload, pos, len(self.adapted_shapes))
+        if has_offsets:
+            offsets_row, pos = read_table_offsets_row(payload, pos)
         zh, zw = -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
         if 8 * (len(payload) - pos) + 64 < 0.5 * self._z_min_bits * zh * zw:
             raise CorruptDataError(f"payload of {len(payload)} bytes is too short for a "
                                    f"{width}x{height} image")
         dec = new_decoder(payload[pos:])
         adaptation = Adaptation.decode(self.coder, dec, header, self.adapted_shapes) if adapted else None
+        offsets = TableOffsets.decode(self.coder, dec, offsets_row, self.cfg.latent_channels) if has_offsets else None
         z_sym = self.coder.decode(dec, self._z_indices((self.cfg.hyper_channels, zh, zw)))
-        y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx),
-                                            lambda channels, mask, mean, index: self.coder.decode(dec, index[:, mask]))
+
+        def decode_symbols(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor):
+            rows = index[:, mask]
+            return self.coder.decode(dec, rows if offsets is None else offsets.shifted(channels, rows))
+
+        y_sym, mean_fx = self._walk_latents(self._hyper(z_sym, rate_fx), decode_symbols)
         return rate_fx, z_sym, y_sym, mean_fx, adaptation
 
     @torch.no_grad()

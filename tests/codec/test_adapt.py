@@ -55,7 +55,7 @@ def test_rate_proxy_tracks_the_symbols_magnitudes():
 def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
     data, adaptation = adapted_file
     payload = _frame(data)
-    rate_fx, adapted, _ = read_rate_position(payload)
+    rate_fx, adapted, _, _ = read_rate_position(payload)
     pos = len(encode_varint(rate_fx | frame_fields.ADAPTATION_FLAG))
     assert adapted and payload[pos:pos + 10] == adaptation.header()
     _, _, y_sym, mean_fx, decoded = coder.decode_latents(payload, 48, 64)
