@@ -21,7 +21,6 @@ the adaptation block, and the M offsets as symbols after the adaptation's, befor
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from neco.formats.errors import CorruptDataError
@@ -65,8 +64,9 @@ def choose(coder: EntropyCoder, coded: list[tuple[slice, torch.Tensor, torch.Ten
     moves = torch.arange(-SPAN, SPAN + 1)
     bits = torch.zeros(channels, len(moves), dtype=torch.float64)      # channel, offset
     for group, symbols, rows in coded:
-        shifted = (rows[None] + moves.view(-1, 1, 1)).clamp(0, NUM_SCALES - 1)
-        bits[group] += table_bits[shifted, (symbols + SYMBOL_MAX)[None].expand_as(shifted)].sum(-1).T
+        columns = symbols + SYMBOL_MAX
+        for k, move in enumerate(moves.tolist()):   # one shift at a time: memory of one step's symbols
+            bits[group, k] += table_bits[(rows + move).clamp(0, NUM_SCALES - 1), columns].sum(-1)
     unshifted = float(bits[:, SPAN].sum())
     # for every row of the offsets' table: each channel's best offset under it, and the total
     totals = bits[None] + table_bits[:, moves + SYMBOL_MAX][:, None]      # row, channel, offset
