@@ -43,6 +43,11 @@ def test_offsets_narrow_and_widen_the_tables_channels_need(coder):
     assert _bits(coder, coded, offsets) + own < _bits(coder, coded, None)
     fitting = [(slice(0, 1), zeros[:, :50], torch.zeros_like(zeros[:, :50]))]
     assert table_offsets.choose(coder.coder, fitting, 1, 8) is None
+    # 600 zeros at row 5: narrower rows save ~12 bits, more than the offset's own symbol costs
+    # but less than that plus the row byte and the flag's varint byte
+    slight = [(slice(0, 1), zeros[:, :600], torch.full_like(zeros[:, :600], 5))]
+    assert table_offsets.choose(coder.coder, slight, 1, 8) is None
+    assert table_offsets.choose(coder.coder, slight, 1, -8) is not None   # were the fixed bits free
 
 
 def test_shifted_rows_stay_in_the_table():
