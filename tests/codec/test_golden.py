@@ -18,12 +18,14 @@ import pytest
 
 import neco
 from neco.codec import registry
+from neco.codec.frame_fields import read_rate_position
 from neco.formats import ChunkType, read_container
 from conftest import photo_crop
 
 GOLDEN = Path(__file__).with_name("golden")
 CASES = {"photo-q20": (photo_crop(96, 64, index=11), 20.0),
-         "photo-q80": (photo_crop(70, 45, index=12), 80.0)}
+         "photo-q80": (photo_crop(70, 45, index=12), 80.0),
+         "photo-q90-offsets": (photo_crop(192, 128, index=2), 90.0)}   # carries table offsets
 
 
 def _symbols_digest(data: bytes) -> str:
@@ -45,6 +47,8 @@ def test_golden_file_decodes_as_recorded(name):
         np.save(GOLDEN / f"{name}.npy", neco.decode_array(data))
         record.write_text(json.dumps({"symbols_sha256": _symbols_digest(data)}, indent=1) + "\n")
     data = path.read_bytes()
+    frame = next(ch.payload for ch in read_container(data).chunks if ch.type == ChunkType.FRAME)
+    assert read_rate_position(frame).table_offsets == name.endswith("-offsets")
     assert _symbols_digest(data) == json.loads(record.read_text())["symbols_sha256"]
     reference = np.load(GOLDEN / f"{name}.npy")
     assert np.abs(neco.decode_array(data).astype(int) - reference.astype(int)).max() <= 1
