@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from neco.formats.errors import CorruptDataError
 
-from .constants import CDF_PRECISION, NUM_SCALES, SYMBOL_MAX
+from .constants import NUM_SCALES, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder
 
 # Step exponents an encoder tries (the decoder reads any in MIN..MAX_STEP_EXPONENT): refinement's
@@ -116,8 +116,7 @@ class Adaptation:
                      ) -> "Adaptation":
         """These symbols at step 2^-step_exponent, each tensor with the table row that codes it
         in the fewest bits."""
-        table_bits = symbol_bits(coder)
-        return cls(step_exponent, tuple(cheapest_row(table_bits, s.numpy()) for s in symbols), symbols)
+        return cls(step_exponent, tuple(cheapest_row(coder.code_lengths, s.numpy()) for s in symbols), symbols)
 
     def deltas(self) -> list[torch.Tensor]:
         return [s.float() * 2.0 ** -self.step_exponent for s in self.symbols]
@@ -276,7 +275,7 @@ def _rd_quantized(adaptation: Adaptation, last: tuple[int, int], start_columns: 
     s = _columns(*(adaptation.symbols[i] for i in last)).numpy().copy()       # (features, out) int64
     g_mat, diag = gram.numpy(), torch.diagonal(gram).numpy()
     grad = g_mat @ (s * step - start_columns.numpy()) - cross.numpy()      # half the error's gradient
-    table_bits = symbol_bits(coder)
+    table_bits = coder.code_lengths
     bias_row = len(s) - 1
 
     def gain(code_change, move, i, column):
@@ -310,11 +309,6 @@ def _rd_quantized(adaptation: Adaptation, last: tuple[int, int], start_columns: 
     symbols[last[0]] = torch.from_numpy(s[:-1].T.copy()).reshape(weight.shape)
     symbols[last[1]] = torch.from_numpy(s[-1].copy()).reshape(bias.shape)
     return Adaptation.from_symbols(adaptation.step_exponent, tuple(symbols), coder)
-
-
-def symbol_bits(coder: EntropyCoder) -> np.ndarray:
-    """Code length in bits of every symbol under every table row: (rows, alphabet)."""
-    return CDF_PRECISION - np.log2(coder.tables.astype(np.float64))
 
 
 def cheapest_row(table_bits: np.ndarray, symbols: np.ndarray) -> int:

@@ -62,6 +62,9 @@ class EntropyCoder:
         if np.any(tables.astype(np.int64).sum(1) != 1 << CDF_PRECISION):
             raise ValueError("CDF table rows must sum to 2**CDF_PRECISION")
         self.tables = tables
+        # code length in bits of every symbol under every row (rows, alphabet): the encoder's
+        # choices price symbols with it
+        self.code_lengths = CDF_PRECISION - np.log2(tables.astype(np.float64))
         self._models: dict[int, constriction.stream.model.Categorical] = {}
 
     def _model(self, index: int):
@@ -101,8 +104,7 @@ class EntropyCoder:
     def cross_entropy_bits(self, symbols: torch.Tensor, indices: torch.Tensor) -> float:
         """Ideal code length of the symbols under the integer tables (for overhead checks)."""
         sym = symbols.reshape(-1).numpy() + SYMBOL_MAX
-        freq = self.tables[indices.reshape(-1).numpy(), sym].astype(np.float64)
-        return float(np.sum(CDF_PRECISION - np.log2(freq)))
+        return float(np.sum(self.code_lengths[indices.reshape(-1).numpy(), sym]))
 
 
 class StreamEncoder:

@@ -26,7 +26,6 @@ import torch
 
 from neco.formats.errors import CorruptDataError
 
-from .adapt import symbol_bits
 from .constants import NUM_SCALES, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder
 
@@ -61,7 +60,7 @@ def choose(coder: EntropyCoder, coded: list[tuple[slice, torch.Tensor, torch.Ten
     """The offsets that code these latents in the fewest bits, counting their own symbols, their
     row byte and `flag_bits` (what setting the flag adds to the first varint), or None when no
     offsets save bits. `coded` holds (channel range, symbols (C, n), table rows (C, n)) per step."""
-    table_bits = torch.from_numpy(symbol_bits(coder))
+    table_bits = torch.from_numpy(coder.code_lengths)
     moves = torch.arange(-SPAN, SPAN + 1)
     bits = torch.zeros(channels, len(moves), dtype=torch.float64)      # channel, offset
     for group, symbols, rows in coded:

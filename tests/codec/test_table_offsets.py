@@ -6,7 +6,6 @@ import torch
 
 import neco
 from neco.codec import image_codec, registry, table_offsets
-from neco.codec.adapt import symbol_bits
 from neco.codec.constants import SYMBOL_MAX
 from neco.codec.frame_fields import TABLE_OFFSETS_FLAG, read_rate_position
 from neco.formats import ChunkType, encode_varint, read_container, write_container
@@ -23,7 +22,7 @@ def _frame(data: bytes) -> bytes:
 
 
 def _bits(coder, coded, offsets) -> float:
-    table_bits = symbol_bits(coder.coder)
+    table_bits = coder.coder.code_lengths
     rows = [r if offsets is None else offsets.shifted(ch, r) for ch, _, r in coded]
     return sum(float(table_bits[r.numpy(), s.numpy() + SYMBOL_MAX].sum()) for (_, s, _), r in zip(coded, rows))
 
@@ -39,7 +38,7 @@ def test_offsets_narrow_and_widen_the_tables_channels_need(coder):
              (slice(2, 3), zeros, torch.zeros_like(zeros))]
     offsets = table_offsets.choose(coder.coder, coded, 3, 8)
     assert offsets is not None and offsets.offsets[0] < 0 < offsets.offsets[1] and offsets.offsets[2] == 0
-    own = 8 + 8 + float(symbol_bits(coder.coder)[offsets.row, offsets.offsets.numpy() + SYMBOL_MAX].sum())
+    own = 8 + 8 + float(coder.coder.code_lengths[offsets.row, offsets.offsets.numpy() + SYMBOL_MAX].sum())
     assert _bits(coder, coded, offsets) + own < _bits(coder, coded, None)
     fitting = [(slice(0, 1), zeros[:, :50], torch.zeros_like(zeros[:, :50]))]
     assert table_offsets.choose(coder.coder, fitting, 1, 8) is None
