@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from neco.formats.errors import CorruptDataError
 
 from .constants import NUM_SCALES, SYMBOL_MAX
-from .entropy import EntropyCoder, StreamEncoder
+from .entropy import EntropyCoder
 
 # Step exponents an encoder tries (the decoder reads any in MIN..MAX_STEP_EXPONENT): refinement's
 # (each costs a synthesis to compare) and the closed-form fit's, coarse to fine (compared by
@@ -46,9 +46,6 @@ MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
 # 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
 # -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
 RATE_PROXY_WEIGHT = 2.0
-# Bits an adaptation's flag adds to the FRAME payload's first varint (frame_fields.ADAPTATION_FLAG,
-# bit 16): rate positions 2^7..2^14 - 1 take two varint bytes, flagged ones three.
-FLAG_BITS = 8
 
 
 def adapted_names(g_s: nn.Module) -> list[str]:
@@ -125,17 +122,14 @@ class Adaptation:
         """The block before the coded words: step exponent, then one table row per tensor."""
         return bytes((self.step_exponent, *self.rows))
 
-    def bits(self, coder: EntropyCoder) -> float:
-        """Size of the adaptation in the file: the byte its flag adds to the payload's first
-        varint (FLAG_BITS), the header bytes and the symbols' ideal code length."""
-        return FLAG_BITS + 8 * len(self.header()) + sum(self._coded(coder, lambda s, i: coder.cross_entropy_bits(s, i)))
+    def bits(self, coder: EntropyCoder, flag_bits: int) -> float:
+        """Size of the adaptation in the file: `flag_bits` (what its flag adds to the payload's
+        first varint: frame_fields.flag_bits), the header bytes and the symbols' ideal code length."""
+        return flag_bits + 8 * len(self.header()) + sum(coder.cross_entropy_bits(s, i) for s, i in self.coded())
 
-    def encode(self, coder: EntropyCoder, encoder: StreamEncoder) -> None:
-        """Append the symbols to a stream (before z: the decoder reads them first)."""
-        self._coded(coder, lambda s, i: coder.encode(encoder, s, i))
-
-    def _coded(self, coder: EntropyCoder, fn) -> list:
-        return [fn(s, torch.full_like(s, row)) for s, row in zip(self.symbols, self.rows)]
+    def coded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(symbols, table rows) of each tensor, in coding order (first in the payload's words)."""
+        return [(s, torch.full_like(s, row)) for s, row in zip(self.symbols, self.rows)]
 
     @classmethod
     def decode(cls, coder: EntropyCoder, decoder, header: tuple[int, tuple[int, ...]],
@@ -186,13 +180,14 @@ FIT_PIXELS = 1 << 16
 
 
 def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tensor, lam: float,
-                   coder: EntropyCoder, base: "Adaptation | None" = None) -> "Adaptation | None":
+                   coder: EntropyCoder, flag_bits: int, base: "Adaptation | None" = None) -> "Adaptation | None":
     """`base` (an adaptation, or None) plus a closed-form correction of the last convolution,
     or `base` itself when no correction lowers the cost bits / pixels + lam * 255^2 * MSE.
 
     g_s is the synthesis with `base` applied; `features` (1, C, H', W') is the input of its last
     convolution (H' >= H, W' >= W: see _normal_equations) and `residual` (1, 3, H, W) the target
-    minus its output. The output is linear in that layer's weight and bias, so the correction
+    minus its output; `flag_bits` is what the adaptation's flag adds to the payload's first
+    varint (frame_fields.flag_bits). The output is linear in that layer's weight and bias, so the correction
     that best fits the residual solves a least-squares problem: a Wiener filter, as HEVC/VVC
     encoders derive their adaptive loop filter (Tsai et al. 2013, "Adaptive Loop Filtering for
     Video Coding", IEEE JSTSP 7(6)).
@@ -215,14 +210,14 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
         largest = max(int(s.abs().max()) for s in base.symbols)
         exponents = [e for e in FIT_STEP_EXPONENTS
                      if e >= base.step_exponent and largest << (e - base.step_exponent) <= SYMBOL_MAX]
-        start, start_bits = base.deltas(), base.bits(coder)
+        start, start_bits = base.deltas(), base.bits(coder, flag_bits)
     start_columns = _columns(start[last[0]], start[last[1]]).double()
 
     def cost(adaptation: Adaptation) -> float:
         """Bits the adaptation adds plus kappa times the squared-error change it brings."""
         deltas = adaptation.deltas()
         change = squared_error_change(gram, cross, *(deltas[i] - start[i] for i in last))
-        return adaptation.bits(coder) - start_bits + kappa * change
+        return adaptation.bits(coder, flag_bits) - start_bits + kappa * change
 
     eye = torch.eye(len(gram), dtype=gram.dtype) * float(torch.diagonal(gram).mean())
     solutions = [torch.linalg.solve(gram + ridge * eye, cross) for ridge in RIDGE_WEIGHTS]   # (C k k + 1, 3)

@@ -4,7 +4,7 @@ position and the flags. Torch-free, so `neco info` reads it without loading a mo
 from typing import NamedTuple
 
 from neco.formats.errors import UnsupportedError
-from neco.formats.varint import decode_varint
+from neco.formats.varint import decode_varint, encode_varint
 
 from .constants import RATE_FRAC_BITS
 
@@ -30,6 +30,12 @@ def read_rate_position(payload: bytes) -> FirstField:
         raise UnsupportedError(f"FRAME payload flags {value >> RATE_POSITION_BITS:#x} are not known to this decoder")
     return FirstField(value & (ADAPTATION_FLAG - 1), bool(value & ADAPTATION_FLAG), bool(value & TABLE_OFFSETS_FLAG),
                       pos)
+
+
+def flag_bits(first: int, flag: int) -> int:
+    """Bits that setting `flag` adds to a first field whose value is `first` (its varint may
+    grow by a byte, or two at rate positions below 2^7)."""
+    return 8 * (len(encode_varint(first | flag)) - len(encode_varint(first)))
 
 
 def describe(payload: bytes) -> dict:

@@ -26,7 +26,7 @@ from .adapt import (Adaptation, adapted_names, fit_last_layer, last_layer, read_
                     with_last_layer_input)
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
-from .frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, read_rate_position
+from .frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_rate_position
 from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
@@ -138,20 +138,20 @@ class FrozenImageModel:
             adaptation = self._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, adaptation, device)
         first = rate_fx if adaptation is None else rate_fx | ADAPTATION_FLAG
         offsets = choose_table_offsets(self.coder, coded_y, self.cfg.latent_channels,
-                                       8 * (len(encode_varint(first | TABLE_OFFSETS_FLAG)) - len(encode_varint(first))))
-        coded = [(z_sym, self._z_indices(z_sym.shape))]  # (symbols, table rows) in coding order
+                                       flag_bits(first, TABLE_OFFSETS_FLAG))
+        blocks = [block for block in (adaptation, offsets) if block is not None]
+        coded = [pair for block in blocks for pair in block.coded()]  # (symbols, table rows) in coding order
+        coded += [(z_sym, self._z_indices(z_sym.shape))]
         coded += [(symbols, rows if offsets is None else offsets.shifted(channels, rows))
                   for channels, symbols, rows in coded_y]
         enc = StreamEncoder()
-        blocks = [block for block in (adaptation, offsets) if block is not None]
-        for block in blocks:
-            block.encode(self.coder, enc)
         for symbols, indices in coded:
             self.coder.encode(enc, symbols, indices)
         words = enc.finish()
         stats = {"cross_entropy_bits": sum(self.coder.cross_entropy_bits(s, i) for s, i in coded),
                  "coded_bits": 8 * len(words),
-                 "adaptation_bits": 0.0 if adaptation is None else adaptation.bits(self.coder)}
+                 "adaptation_bits": 0.0 if adaptation is None else
+                 adaptation.bits(self.coder, flag_bits(rate_fx, ADAPTATION_FLAG))}
         if offsets is not None:
             first |= TABLE_OFFSETS_FLAG
         return encode_varint(first) + b"".join(block.header() for block in blocks) + words, stats
@@ -168,7 +168,7 @@ class FrozenImageModel:
         g_s = self.net.g_s if base is None else base.apply(self.net.g_s)
         features, residual = self._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, device)
         return fit_last_layer(g_s, features, residual, encoder_lambda(self.cfg.lambdas, rate_fx, RATE_FRAC_BITS),
-                              self.coder, base)
+                              self.coder, flag_bits(rate_fx, ADAPTATION_FLAG), base)
 
     def _last_layer_inputs(self, g_s, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, pixels: torch.Tensor,
                            device) -> tuple[torch.Tensor, torch.Tensor]:

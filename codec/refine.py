@@ -33,6 +33,7 @@ from neco.formats.errors import InvalidArgumentError
 from .adapt import RATE_PROXY_WEIGHT, STEP_EXPONENTS, Adaptation, adapted_forward, adapted_names, rate_proxy
 from .constants import ACT_MAX
 from .entropy import EntropyCoder
+from .frame_fields import ADAPTATION_FLAG, flag_bits
 from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, transform
 from .intnet import scale_from_index_value
 
@@ -204,6 +205,6 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
         options = [(exact(y, z, torch.round), y, z, None), (exact(y_var, z_var, torch.round), y_var, z_var, None)]
         for exponent in STEP_EXPONENTS:
             adaptation = Adaptation.quantize(deltas, exponent, coder)
-            bpp = adaptation.bits(coder) / exact.pixels
+            bpp = adaptation.bits(coder, flag_bits(rate_fx, ADAPTATION_FLAG)) / exact.pixels
             options.append((exact(y_var, z_var, torch.round, adaptation.deltas()) + bpp, y_var, z_var, adaptation))
     return min(options, key=lambda option: float(option[0]))[1:]

@@ -27,7 +27,7 @@ import torch
 from neco.formats.errors import CorruptDataError
 
 from .constants import NUM_SCALES, SYMBOL_MAX
-from .entropy import EntropyCoder, StreamEncoder
+from .entropy import EntropyCoder
 
 # Offsets the encoder tries, -SPAN..SPAN rows (each row ~13 % in scale).
 SPAN = 8
@@ -47,8 +47,9 @@ class TableOffsets:
     def header(self) -> bytes:
         return bytes((self.row,))
 
-    def encode(self, coder: EntropyCoder, encoder: StreamEncoder) -> None:
-        coder.encode(encoder, self.offsets, torch.full_like(self.offsets, self.row))
+    def coded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(symbols, table rows) in coding order (after the adaptation's, before z)."""
+        return [(self.offsets, torch.full_like(self.offsets, self.row))]
 
     @classmethod
     def decode(cls, coder: EntropyCoder, decoder, row: int, channels: int) -> "TableOffsets":

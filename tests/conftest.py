@@ -70,5 +70,5 @@ def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed
     adaptation = fixed_adaptation(seed)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
-        mp.setattr(image_codec, "fit_last_layer", lambda g_s, features, residual, lam, coder, base: base)
+        mp.setattr(image_codec, "fit_last_layer", lambda g_s, features, residual, lam, coder, flag_bits, base: base)
         return neco.encode(pixels, quality=quality, device=device, effort=1)

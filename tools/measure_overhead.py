@@ -4,7 +4,9 @@
 
 coding overhead: ANS-coder output bits vs the ideal code length (cross-entropy) of the same
 symbols under the model's own integer tables; container overhead: file bytes that are not
-ANS-coder output (magic, header, chunk framing, CRCs, the FRAME's rate varint).
+ANS-coder output (magic, header, chunk framing, CRCs, the FRAME's first varint, the decoder
+adaptation's block and the table offsets' row byte). The cross-entropy counts every coded
+symbol: the adaptation's and the offsets', z and y.
 """
 
 import argparse

@@ -108,7 +108,7 @@ def test_refinement_adapts_the_decoder_where_it_pays(coder, monkeypatch):
     assert _cost(coder, adapted, pixels) < 0.995 * _cost(coder, plain, pixels)
 
 
-def _no_fit(g_s, features, residual, lam, coder, base):
+def _no_fit(g_s, features, residual, lam, coder, flag_bits, base):
     return base
 
 
@@ -217,7 +217,7 @@ def test_rd_quantization_leaves_no_move_that_pays(coder, monkeypatch):
 
     def cost(adaptation):
         moved = adaptation.deltas()
-        return adaptation.bits(coder.coder) + kappa * adapt.squared_error_change(gram, cross, moved[-1], moved[-2])
+        return adaptation.bits(coder.coder, 8) + kappa * adapt.squared_error_change(gram, cross, moved[-1], moved[-2])
 
     start = torch.zeros(len(gram), 3, dtype=torch.float64)
     optimized = adapt._rd_quantized(rounded, (8, 7), start, gram, cross, kappa, coder.coder)
@@ -241,7 +241,7 @@ def test_the_fit_copes_with_dead_features(coder):
     residual = 0.05 * torch.randn(1, 3, 16, 16, generator=gen)
     gram, _ = adapt._normal_equations(features, residual, 3)
     assert torch.linalg.matrix_rank(gram) < len(gram)
-    adaptation = adapt.fit_last_layer(coder.net.g_s, features, residual, 1.0, coder.coder)
+    adaptation = adapt.fit_last_layer(coder.net.g_s, features, residual, 1.0, coder.coder, 8)
     assert adaptation is None or all(torch.isfinite(d).all() for d in adaptation.deltas())
 
 

@@ -1,4 +1,5 @@
-"""Table offsets (codec/table_offsets.py): per-image, per-channel shifts of the latents' table rows."""
+"""Table offsets (codec/table_offsets.py): per-image, per-channel shifts of the latents' table rows;
+the flags' and blocks' share of the payload."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import torch
 import neco
 from neco.codec import image_codec, registry, table_offsets
 from neco.codec.constants import SYMBOL_MAX
-from neco.codec.frame_fields import TABLE_OFFSETS_FLAG, read_rate_position
+from neco.codec.api import encode_array
+from neco.codec.frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_rate_position
 from neco.formats import ChunkType, encode_varint, read_container, write_container
 from conftest import photo_crop
 
@@ -84,3 +86,19 @@ def test_bad_offsets_blocks_are_refused(coder):
     # the flag is bit 17 of the first varint
     assert TABLE_OFFSETS_FLAG == 1 << 17 and payload[:first.end] == encode_varint(
         first.rate_fx | TABLE_OFFSETS_FLAG | first.adapted << 16)
+
+
+def test_stats_count_every_coded_symbol():
+    """stats["cross_entropy_bits"] covers the adaptation's and the offsets' symbols as well as
+    z and y: the coded words exceed it only by the ANS coder's end (its 64-bit state and the
+    32-bit word granularity), not by the blocks' hundreds of bits."""
+    result = encode_array(photo_crop(320, 256, index=2), quality=30)
+    first = read_rate_position(_frame(result.data))
+    assert first.adapted and first.table_offsets
+    assert 0 <= result.stats["coded_bits"] - result.stats["cross_entropy_bits"] < 96
+
+
+def test_flag_bits_count_the_varint_bytes_a_flag_adds():
+    assert flag_bits(0, ADAPTATION_FLAG) == 16            # 1 byte -> 3
+    assert flag_bits(1 << 7, ADAPTATION_FLAG) == 8        # 2 -> 3
+    assert flag_bits(5 | ADAPTATION_FLAG, TABLE_OFFSETS_FLAG) == 0
