@@ -187,8 +187,8 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     g_s is the synthesis with `base` applied; `features` (1, C, H', W') is the input of its last
     convolution (H' >= H, W' >= W: see _normal_equations) and `residual` (1, 3, H, W) the target
     minus its output; `flag_bits` is what the adaptation's flag adds to the payload's first
-    varint (frame_fields.flag_bits). The output is linear in that layer's weight and bias, so the correction
-    that best fits the residual solves a least-squares problem: a Wiener filter, as HEVC/VVC
+    varint (frame_fields.flag_bits). The output is linear in that layer's weight and bias, so
+    the correction that best fits the residual solves a least-squares problem: a Wiener filter, as HEVC/VVC
     encoders derive their adaptive loop filter (Tsai et al. 2013, "Adaptive Loop Filtering for
     Video Coding", IEEE JSTSP 7(6)).
     For each step exponent of FIT_STEP_EXPONENTS (none coarser than base's, which must stay
