@@ -14,6 +14,7 @@ from .constants import RATE_FRAC_BITS
 RATE_POSITION_BITS = 16
 ADAPTATION_FLAG = 1 << RATE_POSITION_BITS
 TABLE_OFFSETS_FLAG = 1 << (RATE_POSITION_BITS + 1)
+KNOWN_FLAGS = ADAPTATION_FLAG | TABLE_OFFSETS_FLAG
 
 
 class FirstField(NamedTuple):
@@ -26,7 +27,7 @@ class FirstField(NamedTuple):
 def read_rate_position(payload: bytes) -> FirstField:
     """The first field of a FRAME payload."""
     value, pos = decode_varint(payload, 0)
-    if value >> RATE_POSITION_BITS & ~3:
+    if value >> RATE_POSITION_BITS & ~(KNOWN_FLAGS >> RATE_POSITION_BITS):
         raise UnsupportedError(f"FRAME payload flags {value >> RATE_POSITION_BITS:#x} are not known to this decoder")
     return FirstField(value & (ADAPTATION_FLAG - 1), bool(value & ADAPTATION_FLAG), bool(value & TABLE_OFFSETS_FLAG),
                       pos)
