@@ -27,7 +27,7 @@ from .adapt import (Adaptation, adapted_names, fit_last_layer, last_layer, read_
 from .constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS, SYMBOL_MAX
 from .entropy import EntropyCoder, StreamEncoder, new_decoder
 from .frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_rate_position
-from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_latents
+from .refine import MAX_REFINE_PIXELS, encoder_lambda, refine_hyper_latents, refine_latents
 from .image_model import (DOWNSAMPLING, ImageModelConfig, checkerboard, interpolate_levels, interpolate_levels_int,
                           integer_networks, model_from_frozen, pad_to_multiple)
 from .intnet import mean_and_index
@@ -109,15 +109,18 @@ class FrozenImageModel:
                      pixels: torch.Tensor | None = None) -> tuple[bytes, dict]:
         """Code analysed latents at a rate position; returns (payload, stats).
 
-        Given the image `pixels` ((3,H,W) uint8), effort > 0 refines the latents for it first
-        (refine.py, which may fit a decoder adaptation), and at every effort the synthesis' last
-        layer is then corrected in closed form for the coded latents where that pays
+        Given the image `pixels` ((3,H,W) uint8), the hyper-latents are refined for the rate
+        (refine.refine_hyper_latents), effort > 0 then refines the latents for the image
+        (refine.refine_latents, which may fit a decoder adaptation), and at every effort the
+        synthesis' last layer is corrected in closed form for the coded latents where that pays
         (adapt.fit_last_layer). Without pixels (a rate search's probes) the latents are coded as
         analysed.
         """
         device, adaptation = y0.device, None
         y = y0 * interpolate_levels(self.net.log_gain, rate_fx).to(device)[None, :, None, None]
         z = self.net.h_a(y) * interpolate_levels(self.net.log_hyper_gain, rate_fx).to(device)[None, :, None, None]
+        if pixels is not None:
+            z = refine_hyper_latents(self.net, y, z, rate_fx)
         if effort:
             x = pixels[None].float().to(device) / 255
             y, z, adaptation = refine_latents(self.net, x, y, z, rate_fx, effort, self.cfg.lambdas, RATE_FRAC_BITS,
