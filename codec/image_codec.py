@@ -131,6 +131,10 @@ class FrozenImageModel:
 
         # Plain rounding: a dead zone (rounding r - d * sign(r)) cost BD-rate on the half-size
         # holdout photos, +0.8 % at d = 0.05, and rounding away from the mean +1.9 % at d = -0.03.
+        # Choosing each latent's rounding by its exact bits and a second-order estimate of the
+        # squared error (one synthesis gradient and a Hutchinson estimate of the diagonal of the
+        # Gauss-Newton matrix, per channel) cost +68.7 % on 512^2 holdout crops: the estimate
+        # ignores that neighbouring latents' changes add up in the pixels, and many flip at once.
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
             coded_y.append((channels, sym.to(torch.int64)[:, mask], index[:, mask]))

@@ -269,7 +269,9 @@ def refine_hyper_latents(net: ImageModel, y: torch.Tensor, z: torch.Tensor, rate
     context model moves a latent's parameters little (it saves 0.2-8 % of the bits), and
     skipping its two passes leaves the hyper-decoder as a step's cost, ~0.05 s on a Kodak image
     against ~0.12 s with them. Returns the analysed z where the refined one would cost more
-    bits (priced with the context model's two passes).
+    bits (priced with the context model's two passes). Training the hyper-analysis itself on the
+    coded rate instead (everything else frozen, 16 crops of 256^2 per step, lr 3e-4) gained
+    little: holdout BD-rate -0.28 % after 400 steps, +0.06 % after 600.
     """
     rate = _Rate(net, rate_fx)
     with torch.no_grad():
