@@ -63,7 +63,7 @@ STEP_GROWTH_FROM_LEVEL, STEP_GROWTH_PER_LEVEL = 7, 3 ** (1 / 3)
 # photo), 0.3 -0.08 %; start 0.3 / end 0.1 -0.44 %, 0.7 / 0.15 -0.57 %, 1.0 / 0.05 +0.30 %. At
 # effort 2 an end of 0.15 gave -1.29 % (-0.89 to -1.51 % per photo).
 TAU_START, TAU_END = 0.5, 0.15
-# Effort 0's refinement of z alone (refine_hyper_latents): Adam steps and their size. On the
+# The refinement of z alone at every effort (refine_hyper_latents): Adam steps and their size. On the
 # half-size holdout photos 046-049 (qualities 0, 10, 25, 45, 70, 100; 274.5k weights), BD-rate
 # against the analysed z: 10 steps of 0.04 -1.48 % (-0.48 to -3.54 % per photo), 20 of 0.03
 # -1.90 %, 20 of 0.04 -1.97 % (-0.65 to -4.93 %), 30 of 0.03 -2.20 %. Each step costs ~0.05 s
@@ -259,7 +259,8 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
 def refine_hyper_latents(net: ImageModel, y: torch.Tensor, z: torch.Tensor, rate_fx: int, seed: int = 0
                          ) -> torch.Tensor:
     """The hyper-latents z (1, C_z, h, w) refined for the bits of themselves and of the latents y
-    they code, at a rate position: effort 0's refinement (no synthesis runs).
+    they code, at a rate position: the first refinement at every effort, and effort 0's only
+    one (no synthesis runs).
 
     The hyper-analysis was trained on noisy rates and is amortized over many images; a few SGA
     steps (as in refine_latents, on z alone) find hyper-latents whose tables fit this image's y
