@@ -197,6 +197,12 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     before it (the cost falls, then rises as the step shrinks); the cheapest result is kept. A
     cost is the exact bits plus the MSE, a quadratic form in the correction: exact for this
     linear layer, before clamping to [0, 1] and rounding to 8 bits.
+
+    More features for the layer did not pay: with the post-filter's input (3x3 windows of its
+    three channels, as if the layer also fed a linear skip) the unquantized fit gained 0.02-0.05
+    dB more than with the layer's 32 input channels alone (0.11-0.49 dB; kodim05/13/23 at quality
+    10 and 50), and 0.04-0.06 dB with that input's squares too, but quantized and coded they cost
+    BD-rate on the half-size holdout photos: +0.34 % and +0.08 %.
     """
     layer = last_layer(g_s)
     gram, cross = _normal_equations(features, residual, layer.kernel_size[0])

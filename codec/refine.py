@@ -68,7 +68,9 @@ TAU_START, TAU_END = 0.5, 0.15
 # against the analysed z: 10 steps of 0.04 -1.48 % (-0.48 to -3.54 % per photo), 20 of 0.03
 # -1.90 %, 20 of 0.04 -1.97 % (-0.65 to -4.93 %), 30 of 0.03 -2.20 %. Each step costs ~0.05 s
 # on a Kodak image (one thread): 20 steps took effort 0 from 2.75-3.09 to 3.81-4.19 s per
-# image, 30 to 4.30-4.64 s, too near the 5 s that effort 0 must stay under. Started from the
+# image, 30 to 4.30-4.64 s, too near the 5 s that effort 0 must stay under. Once the fit's Gram
+# matrix got cheaper (effort 0 ~0.9 s faster), 35 steps of 0.04 gained only -0.06 % against 20
+# (same photos; -0.33 to +0.93 % per photo), so the time was not spent on them. Started from the
 # refined z, effort 1 saved a further 0.58 % (holdout 512^2 crops, quality 10 / 40 / 70 / 95).
 HYPER_STEPS, HYPER_LEARNING_RATE = 20, 0.04
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
