@@ -380,17 +380,17 @@ def _accumulate_chunk(x: torch.Tensor, target: torch.Tensor, taps: list[tuple[in
     residual. A product over a rectangle of x with itself shifted by d reads both as strided
     matrices of the flattened x: rows of x's full width, whose columns outside the rectangle are
     zeroed in the first operand (a masked copy) or multiply zeros of the target."""
-    channels, full_rows, full_width = x.shape
+    channels, _, full_width = x.shape
     rows, width = target.shape[1:]
     flat = x.reshape(channels, -1)
-    # core: the pixels q that q - a + (0..rows, 0..width) covers for every tap a
-    core = (slice(span, max(span, rows)), slice(span, max(span, width)))
-    masked = torch.zeros_like(x)
-    masked[:, core[0], core[1]] = x[:, core[0], core[1]]
-    masked = masked.reshape(channels, -1)
-    first, last = span * full_width + span, (core[0].stop - 1) * full_width + core[1].stop
-
-    has_core = core[0].stop > span and core[1].stop > span
+    # core: the pixels q that q - a + (0..rows, 0..width) covers for every tap a (none in a
+    # chunk of at most `span` rows or columns: then each tap's rectangle is summed whole)
+    has_core = rows > span and width > span
+    if has_core:
+        masked = torch.zeros_like(x)
+        masked[:, span:rows, span:width] = x[:, span:rows, span:width]
+        masked = masked.reshape(channels, -1)
+        first, last = span * full_width + span, (rows - 1) * full_width + width
 
     def product_over_core(dr: int, dc: int) -> torch.Tensor:
         if not has_core:
