@@ -155,7 +155,8 @@ def test_the_fit_builds_on_a_refinements_adaptation_exactly(coder):
 
 @pytest.mark.parametrize("extra_rows, extra_columns", [(0, 0), (1, 1), (3, 0)])
 def test_normal_equations_match_the_unfolded_patches(monkeypatch, extra_rows, extra_columns):
-    """Accumulation in one chunk, then chunks of 2 rows and of 1 row, gives the Gram matrix and
+    """Accumulation in one chunk, in chunks of 5 rows (each with a core and, below the first,
+    rows shared with the chunk above), and in chunks of 2 rows and of 1 row gives the Gram matrix and
     correlation of the full patch matrix around each residual pixel: zero past the features'
     edges, the features' values where they reach past the residual's bottom and right edges."""
     gen = torch.Generator().manual_seed(0)
@@ -163,7 +164,7 @@ def test_normal_equations_match_the_unfolded_patches(monkeypatch, extra_rows, ex
     residual = torch.randn(1, 3, 13, 7, generator=gen)
     patches = torch.nn.functional.unfold(features, 3, padding=1)[0].unflatten(1, features.shape[-2:])
     phi = torch.cat([patches[:, :13, :7].reshape(-1, 13 * 7), torch.ones(1, 13 * 7)]).double()
-    for chunk_pixels in (1 << 16, 15, 1):
+    for chunk_pixels in (1 << 16, 35, 15, 1):
         monkeypatch.setattr(adapt, "FIT_PIXELS", chunk_pixels)
         gram, cross = adapt._normal_equations(features, residual, 3)
         assert torch.allclose(gram, phi @ phi.T, atol=1e-4)
