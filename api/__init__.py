@@ -54,7 +54,7 @@ def encode(image, quality: float | None = None, bpp: float | None = None, *, dev
     same quality; any decoder reads them).
     ICC profile and EXIF in `image.info` are carried into the file.
     """
-    from neco.codec.api import encode_array
+    from neco.codec.session import encode_array
     pixels, pixel_format, meta = to_rgb_array(image)
     return encode_array(pixels, quality, bpp, pixel_format=pixel_format, device=device, model=model,
                         effort=effort, icc_profile=meta.get("icc_profile"), exif=meta.get("exif")).data
@@ -62,13 +62,13 @@ def encode(image, quality: float | None = None, bpp: float | None = None, *, dev
 
 def decode_array(data: bytes, *, device: str = "cpu") -> np.ndarray:
     """Decode `.neco` bytes to an HxWx3 uint8 array."""
-    from neco.codec.api import decode_array as _decode
+    from neco.codec.session import decode_array as _decode
     return _decode(_as_bytes(data), device=device).pixels
 
 
 def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
     """Decode `.neco` bytes to a PIL image (RGB, or L when the file was greyscale)."""
-    from neco.codec.api import decode_array as _decode
+    from neco.codec.session import decode_array as _decode
     result = _decode(_as_bytes(data), device=device)
     if result.header.pixel_format == PixelFormat.GRAY8:
         grey = np.round(result.pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
@@ -130,9 +130,9 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
 
     Frames are independent intra frames for now (docs/FORMAT.md section 10); frame_rate is
     a Fraction or int (None: unknown); num_frames defaults to len(frames) when known. Returns
-    a `neco.codec.api.FramesResult` (frames, bytes_written, bpp, seconds).
+    a `neco.codec.session.FramesResult` (frames, bytes_written, bpp, seconds).
     """
-    from neco.codec.api import encode_frames as _encode_frames
+    from neco.codec.session import encode_frames as _encode_frames
     if num_frames is None and hasattr(frames, "__len__"):
         num_frames = len(frames)
     iterator = iter(frames)
@@ -152,7 +152,7 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
 
 
 def open(source, *, device: str = "cpu", strict: bool = True):  # noqa: A001 (like PIL.Image.open)
-    """A `neco.codec.api.FrameReader` over a `.neco` file (path), bytes or binary stream (a pipe works).
+    """A `neco.codec.session.FrameReader` over a `.neco` file (path), bytes or binary stream (a pipe works).
 
     Iterate it for HxWx3 uint8 frames, decoded one at a time; `reader.frame_count()` and
     `reader.frame(i)` on files. Use it as a context manager to close a file it opened.
@@ -161,7 +161,7 @@ def open(source, *, device: str = "cpu", strict: bool = True):  # noqa: A001 (li
     stream: a chunk that fails its check is skipped, and each loss is reported with a warning
     and listed in `reader.lost` (see `LenientReader`).
     """
-    from neco.codec.api import FrameReader
+    from neco.codec.session import FrameReader
     kind = FrameReader if strict else LenientReader
     if isinstance(source, (str, os.PathLike)):
         stream = builtins.open(source, "rb")

@@ -45,7 +45,7 @@ def to_rgb_array(image, *, single_frame: bool = True, said: set | None = None) -
         return image, PixelFormat.RGB8, {}
     if not isinstance(image, Image.Image):
         raise InvalidArgumentError(f"image must be a PIL image or a numpy array, not {type(image).__name__}")
-    from neco.codec.api import MAX_PIXELS
+    from neco.codec.session import MAX_PIXELS
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise InvalidArgumentError(f"image of {width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} pixels")

@@ -95,7 +95,7 @@ class LenientReader:
                 yield pixels
 
     def _decode(self, payload: bytes) -> np.ndarray:
-        from neco.codec.api import decode_array as _decode_array
+        from neco.codec.session import decode_array as _decode_array
         return _decode_array(write_container(self._still, [(ChunkType.FRAME, payload)]), device=self._device).pixels
 
     def _lose(self, what: str) -> None:

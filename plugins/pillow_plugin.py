@@ -11,7 +11,7 @@ Follows the conventions of Pillow's own plugins (``QoiImagePlugin``, ``WebPImage
   `neco.encode` bytes; ``icc_profile`` / ``exif`` given to ``save`` override those of the image.
 - Video files are multi-frame images: ``n_frames``, ``is_animated``, ``seek()`` / ``tell()``, and
   ``info["duration"]`` (ms per frame) when the frame rate is known. `load` decodes only the
-  current frame, read at its offset (`neco.codec.api.FrameReader`); ``n_frames`` of a stream
+  current frame, read at its offset (`neco.codec.session.FrameReader`); ``n_frames`` of a stream
   that did not declare its count costs one pass over the container (no frame is decoded).
   ``save(..., save_all=True, append_images=[...], duration=40)`` writes a video.
 

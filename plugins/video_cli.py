@@ -39,7 +39,7 @@ from neco.formats import CorruptDataError, UnsupportedError
 from . import av_io, y4m
 
 if TYPE_CHECKING:
-    from neco.codec.api import FrameReader
+    from neco.codec.session import FrameReader
 
 STDIO = "-"
 Y4M_NAMES = ("y4m", "yuv4mpegpipe")
@@ -212,7 +212,7 @@ def binary_output(path: str, force: bool) -> Iterator[BinaryIO]:
 def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
                   bpp: float | None, device: str, model: str | None = None, effort: int = 0) -> str:
     """Encode a frame sequence into OUT; returns the summary line."""
-    from neco.codec.api import encode_frames  # torch loads only when a model runs
+    from neco.codec.session import encode_frames  # torch loads only when a model runs
     with binary_output(output_path, force) as out:
         result = encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
                                device=device, model=model, effort=effort)

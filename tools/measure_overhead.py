@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from neco.codec.api import encode_array
+from neco.codec.session import encode_array
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import neco
-from neco.codec import api, refine, registry
+from neco.codec import session, refine, registry
 from neco.codec.constants import RATE_FRAC_BITS
 from conftest import photo_crop
 
@@ -17,7 +17,7 @@ def _cost(pixels: np.ndarray, effort: int) -> tuple[float, bytes]:
     """bits/pixel + lambda * MSE (pixel levels), the objective refinement minimises."""
     coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
     quality = RATE_FX / coder.max_rate_fx * 100
-    data = api.encode_array(pixels, quality=quality, effort=effort).data
+    data = session.encode_array(pixels, quality=quality, effort=effort).data
     out = neco.decode_array(data)
     mse = np.mean((out.astype(float) - pixels) ** 2)
     lam = refine.encoder_lambda(coder.cfg.lambdas, RATE_FX, RATE_FRAC_BITS)
@@ -51,17 +51,17 @@ def test_the_step_grows_only_above_its_level():
 @pytest.mark.parametrize("effort", [-1, refine.MAX_EFFORT + 1, 1.5, "2"])
 def test_bad_effort_is_refused(effort):
     with pytest.raises(neco.InvalidArgumentError):
-        api.encode_array(photo_crop(16, 16), effort=effort)
+        session.encode_array(photo_crop(16, 16), effort=effort)
 
 
 def test_images_too_large_to_refine_fall_back_to_effort_0(monkeypatch):
     pixels = photo_crop(32, 32)
     monkeypatch.setattr(api, "MAX_REFINE_PIXELS", 100)
     with pytest.warns(UserWarning, match="coded at effort 0"):
-        data = api.encode_array(pixels, quality=50, effort=2).data
+        data = session.encode_array(pixels, quality=50, effort=2).data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert data == api.encode_array(pixels, quality=50, effort=0).data
+        assert data == session.encode_array(pixels, quality=50, effort=0).data
 
 
 def test_cli_offers_every_effort_level():
@@ -84,8 +84,8 @@ def test_bpp_target_runs_the_full_coding_a_few_times(monkeypatch, stage, effort)
 
     monkeypatch.setattr(image_codec, stage, counted)
     pixels = photo_crop(96, 96, index=3)
-    data = api.encode_array(pixels, bpp=1.0, effort=effort).data
-    assert 1 <= len(calls) <= api.SEARCH_ROUNDS
+    data = session.encode_array(pixels, bpp=1.0, effort=effort).data
+    assert 1 <= len(calls) <= session.SEARCH_ROUNDS
     assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
 
 

@@ -8,7 +8,7 @@ import torch
 import neco
 from neco.codec import image_codec, registry, table_offsets
 from neco.codec.constants import SYMBOL_MAX
-from neco.codec.api import encode_array
+from neco.codec.session import encode_array
 from neco.codec.frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_rate_position
 from neco.formats import ChunkType, encode_varint, read_container, write_container
 from conftest import photo_crop

@@ -136,8 +136,8 @@ def test_not_bytes_is_invalid_argument():
 
 
 def test_pixel_limit_is_configurable(monkeypatch, photo):
-    """neco.codec.api.MAX_PIXELS works like Pillow's Image.MAX_IMAGE_PIXELS, both ways."""
-    from neco.codec import api as codec_api
+    """neco.codec.session.MAX_PIXELS works like Pillow's Image.MAX_IMAGE_PIXELS, both ways."""
+    from neco.codec import session as codec_api
     data = neco.encode(photo)
     monkeypatch.setattr(codec_api, "MAX_PIXELS", photo.shape[0] * photo.shape[1] - 1)
     with pytest.raises(neco.UnsupportedError, match="exceeds the limit"):
