@@ -56,7 +56,7 @@ def test_bad_effort_is_refused(effort):
 
 def test_images_too_large_to_refine_fall_back_to_effort_0(monkeypatch):
     pixels = photo_crop(32, 32)
-    monkeypatch.setattr(api, "MAX_REFINE_PIXELS", 100)
+    monkeypatch.setattr(session, "MAX_REFINE_PIXELS", 100)
     with pytest.warns(UserWarning, match="coded at effort 0"):
         data = session.encode_array(pixels, quality=50, effort=2).data
     with warnings.catch_warnings():
