@@ -26,18 +26,14 @@ from PIL import Image
 from neco.formats import (ChunkType, CorruptDataError, InvalidArgumentError, ModelError, NecoError,
                           PixelFormat, UnsupportedError, read_container)
 
-from neco.codec import frame_fields
+from neco.codec import registry
 
-from .image_input import to_rgb_array
-from .lenient import LenientReader
+from neco.plugins.adapters.pil_image import decode_image, encode_image, to_rgb_array
 
 try:
     __version__ = version("neco")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
-
-# Model ids whose FRAME payloads open with the image profile's rate field (docs/FORMAT.md, section 10).
-IMAGE_PAYLOAD_MODELS = "image-hp-"
 
 __all__ = ["encode", "decode", "decode_array", "info", "encode_frames", "open", "NecoError", "CorruptDataError",
            "UnsupportedError", "ModelError", "InvalidArgumentError", "__version__"]
@@ -54,10 +50,7 @@ def encode(image, quality: float | None = None, bpp: float | None = None, *, dev
     same quality; any decoder reads them).
     ICC profile and EXIF in `image.info` are carried into the file.
     """
-    from neco.codec.session import encode_array
-    pixels, pixel_format, meta = to_rgb_array(image)
-    return encode_array(pixels, quality, bpp, pixel_format=pixel_format, device=device, model=model,
-                        effort=effort, icc_profile=meta.get("icc_profile"), exif=meta.get("exif")).data
+    return encode_image(image, quality, bpp, device=device, model=model, effort=effort)
 
 
 def decode_array(data: bytes, *, device: str = "cpu") -> np.ndarray:
@@ -68,18 +61,7 @@ def decode_array(data: bytes, *, device: str = "cpu") -> np.ndarray:
 
 def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
     """Decode `.neco` bytes to a PIL image (RGB, or L when the file was greyscale)."""
-    from neco.codec.session import decode_array as _decode
-    result = _decode(_as_bytes(data), device=device)
-    if result.header.pixel_format == PixelFormat.GRAY8:
-        grey = np.round(result.pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        image = Image.fromarray(grey, "L")
-    else:
-        image = Image.fromarray(result.pixels, "RGB")
-    if result.icc_profile:
-        image.info["icc_profile"] = result.icc_profile
-    if result.exif:
-        image.info["exif"] = result.exif
-    return image
+    return decode_image(_as_bytes(data), device=device)
 
 
 def info(data: bytes) -> dict:
@@ -88,7 +70,7 @@ def info(data: bytes) -> dict:
     h = container.header
     names = {int(t): t.name for t in ChunkType}
     frames = max(1, sum(c.type == ChunkType.FRAME for c in container.chunks))
-    image_payloads = h.model_id.startswith(IMAGE_PAYLOAD_MODELS)  # FORMAT.md section 10
+    family = registry.family_of(h.model_id)   # None: a plugin's or an unknown model, its payloads opaque
     video = {}
     if h.kind.name == "VIDEO":
         video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames}
@@ -106,18 +88,18 @@ def info(data: bytes) -> dict:
         **video,
         "version": container.version,
         "chunks": [{"type": names.get(c.type, str(c.type)), "length": len(c.payload),
-                    **(_frame_fields(c.payload) if c.type == ChunkType.FRAME and image_payloads else {})}
+                    **(_frame_fields(family, c.payload) if c.type == ChunkType.FRAME and family else {})}
                    for c in container.chunks],
         "skipped_chunks": [{"type": c.type, "offset": c.offset, "length": c.length}
                            for c in container.skipped],
     }
 
 
-def _frame_fields(payload: bytes) -> dict:
-    """A FRAME's rate level and adaptation flag (neco.codec.frame_fields), or nothing when its
-    first field does not read (decode reports why)."""
+def _frame_fields(family, payload: bytes) -> dict:
+    """What the model's family reads of a FRAME's fields (e.g. its rate level), or nothing when
+    they do not read (decode reports why)."""
     try:
-        return frame_fields.describe(payload)
+        return family.describe_payload(payload)
     except NecoError:
         return {}
 
@@ -161,6 +143,7 @@ def open(source, *, device: str = "cpu", strict: bool = True):  # noqa: A001 (li
     stream: a chunk that fails its check is skipped, and each loss is reported with a warning
     and listed in `reader.lost` (see `LenientReader`).
     """
+    from neco.codec.lenient import LenientReader
     from neco.codec.session import FrameReader
     kind = FrameReader if strict else LenientReader
     if isinstance(source, (str, os.PathLike)):
@@ -181,6 +164,6 @@ def _as_bytes(data) -> bytes:
     raise InvalidArgumentError(f"expected bytes, not {type(data).__name__}")
 
 
-from neco.plugins.pillow_plugin import register as _register_pillow_plugin  # noqa: E402
+from neco.plugins.adapters.pillow_plugin import register as _register_pillow_plugin  # noqa: E402
 
 _register_pillow_plugin()

@@ -30,3 +30,6 @@ EXACT_LIMIT = 2 ** 53
 
 # Quality is stored in the file as a fixed-point rate position with this many fraction bits.
 RATE_FRAC_BITS = 8
+
+# Encoder effort levels: 0..MAX_EFFORT (what each level does is the family encoder's business).
+MAX_EFFORT = 3

@@ -1,9 +1,13 @@
-"""The public coding API over pixel arrays (the `neco` facade adds PIL images on top).
+"""The session layer: pixel arrays <-> `.neco` files and streams, for any model family (the `neco`
+facade adds PIL images on top).
 
 encode: array -> header + FRAME (+ ICC / EXIF) chunks -> bytes; decode: the reverse. Every
 check on the input happens here, before any model runs, and raises a NecoError subclass.
-Frame sequences stream: `encode_frames` writes each FRAME as it is coded, `FrameReader`
-decodes one frame at a time (and seeks in files).
+Frame sequences stream: a `FrameWriter` writes each FRAME as it is coded, a `FrameReader`
+decodes one frame at a time (and seeks in files). Both keep the state of a stream (its header,
+its model); `StreamDecoder` is the one place a FRAME payload is decoded, for the strict reader,
+the lenient one (lenient.py) and `decode_array`. The encoder side (rate_control.py, the families'
+encoders) loads only when something is encoded.
 """
 
 from collections.abc import Iterable, Iterator, Sized
@@ -23,14 +27,10 @@ from neco.formats import (ChunkType, PrefixedStream, ContainerReader, ContainerW
                           read_container)
 
 from . import registry
-from .refine import MAX_REFINE_PIXELS, check_effort
+from .constants import MAX_EFFORT
 
 # Largest image accepted, in pixels: Pillow's decompression-bomb warning limit.
 MAX_PIXELS = 89_478_485
-# Rate search: stop when the achieved rate is this close to the target (relative).
-BPP_TOLERANCE = 0.01
-# Rate search: full codings (refinement, decoder adaptation) at most (see _search_rate).
-SEARCH_ROUNDS = 3
 
 
 @dataclass
@@ -73,13 +73,14 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
     effort 0..MAX_EFFORT: encoder time spent refining the latents for this image and fitting a
     decoder adaptation to it (refine.py, adapt.py); one decoder reads every effort.
     """
+    from .rate_control import code_frame  # the encoder side loads only when encoding
     start = time.perf_counter()
     _check_pixels(pixels)
     _check_rate(quality, bpp)
     check_effort(effort)
-    coder = registry.get_model(model or registry.DEFAULT_IMAGE_MODEL)
+    coder = registry.get_encoder(model or registry.DEFAULT_IMAGE_MODEL)
     h, w = pixels.shape[:2]
-    payload, stats = _code_frame(coder, pixels, quality, bpp, device, effort)
+    payload, stats = code_frame(coder, pixels, quality, bpp, device, effort)
     header = Header(kind=Kind.IMAGE, width=w, height=h, pixel_format=pixel_format, frame_rate=None,
                     num_frames=1, profile=Profile.IMAGE, model_id=coder.model_id,
                     weights_digest=coder.digest)
@@ -94,6 +95,11 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
     return EncodeResult(data, 8 * len(data) / (h * w), coder.model_id, time.perf_counter() - start, stats)
 
 
+def check_effort(effort: int) -> None:
+    if not (isinstance(effort, int) and 0 <= effort <= MAX_EFFORT):
+        raise InvalidArgumentError(f"effort must be an integer in 0..{MAX_EFFORT}, got {effort!r}")
+
+
 def _check_rate(quality: float | None, bpp: float | None) -> None:
     if quality is not None and bpp is not None:
         raise InvalidArgumentError("give quality or bpp, not both")
@@ -101,93 +107,30 @@ def _check_rate(quality: float | None, bpp: float | None) -> None:
         raise InvalidArgumentError(f"bpp must be a positive number, got {bpp}")
 
 
-def _code_frame(coder, pixels: np.ndarray, quality: float | None, bpp: float | None,
-                device: str, effort: int) -> tuple[bytes, dict]:
-    """One (H, W, 3) uint8 frame -> its FRAME payload, at a quality (default 75) or a target bpp."""
-    h, w = pixels.shape[:2]
-    if effort and h * w > MAX_REFINE_PIXELS:
-        warnings.warn(f"effort {effort} refines images up to {MAX_REFINE_PIXELS:,} pixels; "
-                      f"this {w}x{h} image is coded at effort 0", stacklevel=4)
-        effort = 0
-    x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
-    y0 = coder.analyse(x, device)
+class StreamDecoder:
+    """Decodes the FRAME payloads of one stream, given its header: the model is found and checked
+    against the header once, before any model runs. The one place a payload is decoded (strict
+    and lenient readers, `decode_array`)."""
 
-    def code(rate_fx: int, probe: bool = False) -> tuple[bytes, dict]:
-        """The frame coded at a rate position: fully, or as a rate search's probe (latents as
-        analysed, no adaptation: one forward pass)."""
-        return coder.code_latents(y0, rate_fx, 0, None) if probe else coder.code_latents(y0, rate_fx, effort, x)
+    def __init__(self, header: Header, device: str = "cpu") -> None:
+        if header.width * header.height > MAX_PIXELS:
+            raise UnsupportedError(f"image of {header.width}x{header.height} exceeds the limit of "
+                                   f"{MAX_PIXELS:,} pixels")
+        family = registry.family_of(header.model_id)
+        if family is not None and family.profile != header.profile:
+            raise UnsupportedError(f"profile {header.profile!r} is not implemented by this build "
+                                   f"(model {header.model_id!r} codes profile {family.profile!r})")
+        decoder = registry.get_decoder(header.model_id)
+        if decoder.digest != header.weights_digest:
+            raise ModelError(f"file was encoded with other weights of model {header.model_id!r} (digest "
+                             f"{header.weights_digest.hex()}, released {decoder.digest.hex()}): weights that "
+                             f"were never released")
+        self.header, self._decoder, self._device = header, decoder, device
 
-    if bpp is None:
-        return code(coder.rate_fx_from_quality(75.0 if quality is None else quality))
-    return _search_rate(code, coder.max_rate_fx, bpp * h * w / 8)
-
-
-def _search_rate(code, max_rate_fx: int, target_bytes: float) -> tuple[bytes, dict]:
-    """The payload closest to target_bytes; code(rate_fx, probe) codes the frame at a rate
-    position (size grows with it).
-
-    The rate position is bisected with probes (one forward pass each). Refinement and the
-    decoder adaptation then change the size at a given position, so the probes' goal is
-    rescaled by the full/probe size ratio seen and the search repeats: a few full codings in
-    all rather than one per probe. A target beyond the model's range gives the nearest end of
-    the range and a warning.
-    """
-    def off(coded) -> float:
-        return _miss(coded, target_bytes)
-
-    best, goal, tried = None, target_bytes, set()
-    for _ in range(SEARCH_ROUNDS):
-        rate_fx, _ = _bisect_rate(lambda r: code(r, probe=True), max_rate_fx, goal)
-        if rate_fx in tried:  # an end of the range again: the same full coding
-            break
-        tried.add(rate_fx)
-        full = code(rate_fx)
-        best = full if best is None or off(full) < off(best) else best
-        if off(best) <= BPP_TOLERANCE * target_bytes:
-            return best
-        goal *= target_bytes / len(full[0])
-    if rate_fx in (0, max_rate_fx) and off(best) > BPP_TOLERANCE * target_bytes:
-        warnings.warn(f"target rate not reachable; coded at the nearest achievable rate "
-                      f"({len(best[0]) / target_bytes:.2f}x the target)", stacklevel=4)
-    return best
-
-
-def _miss(coded: tuple[bytes, dict], target_bytes: float) -> float:
-    return abs(len(coded[0]) - target_bytes)
-
-
-def _bisect_rate(code, max_rate_fx: int, target_bytes: float) -> tuple[int, tuple[bytes, dict]]:
-    """(rate position, code(position)) with the size closest to target_bytes; an end of the
-    range when the target lies beyond it."""
-    def off(coded) -> float:
-        return _miss(coded, target_bytes)
-
-    lo, hi = 0, max_rate_fx
-    ends = {r: code(r) for r in (lo, hi)}
-    if not len(ends[lo][0]) <= target_bytes <= len(ends[hi][0]):
-        r = lo if target_bytes < len(ends[lo][0]) else hi
-        return r, ends[r]
-    best = min(ends.items(), key=lambda rc: off(rc[1]))
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        coded = code(mid)
-        if off(coded) < off(best[1]):
-            best = (mid, coded)
-        if off(coded) <= BPP_TOLERANCE * target_bytes:
-            break
-        lo, hi = (mid, hi) if len(coded[0]) < target_bytes else (lo, mid)
-    return best
-
-
-def _coder_for(header: Header):
-    """The installed model that decodes `header`'s frames; refuses other weights."""
-    if header.width * header.height > MAX_PIXELS:
-        raise UnsupportedError(f"image of {header.width}x{header.height} exceeds the limit of {MAX_PIXELS:,} pixels")
-    coder = registry.get_model(header.model_id)
-    if coder.digest != header.weights_digest:
-        raise ModelError(f"file was encoded with other weights of model {header.model_id!r} "
-                         f"(digest {header.weights_digest.hex()}, installed {coder.digest.hex()})")
-    return coder
+    def frame(self, payload: bytes) -> np.ndarray:
+        """One FRAME payload -> (H, W, 3) uint8 pixels."""
+        h = self.header
+        return self._decoder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
 
 
 def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:
@@ -201,10 +144,9 @@ def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:
     frames = [c for c in container.chunks if c.type == ChunkType.FRAME]
     if len(frames) != 1:
         raise CorruptDataError(f"an image file holds exactly one FRAME chunk, found {len(frames)}")
-    coder = _coder_for(header)
-    pixels = coder.decode(frames[0].payload, header.height, header.width, device)
+    pixels = StreamDecoder(header, device).frame(frames[0].payload)
     meta = {c.type: c.payload for c in container.chunks if c.type in (ChunkType.ICC, ChunkType.EXIF)}
-    return DecodeResult(pixels.permute(1, 2, 0).numpy(), header, meta.get(ChunkType.ICC),
+    return DecodeResult(pixels, header, meta.get(ChunkType.ICC),
                         meta.get(ChunkType.EXIF), time.perf_counter() - start)
 
 
@@ -220,23 +162,66 @@ class FramesResult:
     seconds: float
 
 
+class FrameWriter:
+    """Writes a VIDEO `.neco` stream frame by frame: the state of one encoding session (its
+    header, its model, the frames written so far).
+
+        writer = FrameWriter(stream, width, height, quality=50)
+        for pixels in frames:
+            writer.write(pixels)            # coded and written at once, the stream flushed
+        result = writer.close()             # INDEX and END
+
+    Until the video profile exists every frame is an independent intra frame coded by the image
+    model (profile ``image``, see docs/FORMAT.md section 10), so `quality` / `bpp` apply per
+    frame. Memory does not grow with the number of frames. If close is never reached (an error,
+    frames that stop early), no END is written: the stream reads as truncated, not complete.
+    """
+
+    def __init__(self, stream: BinaryIO, width: int, height: int, quality: float | None = None,
+                 bpp: float | None = None, *, frame_rate: Fraction | int | None = None, num_frames: int = 0,
+                 pixel_format: PixelFormat = PixelFormat.RGB8, device: str = "cpu", model: str | None = None,
+                 effort: int = 0) -> None:
+        from .rate_control import code_frame  # the encoder side loads only when encoding
+        _check_rate(quality, bpp)
+        check_effort(effort)
+        self._start = time.perf_counter()
+        self._coder = registry.get_encoder(model or registry.DEFAULT_IMAGE_MODEL)
+        self._code = lambda pixels: code_frame(self._coder, pixels, quality, bpp, device, effort)[0]
+        header = Header(kind=Kind.VIDEO, width=width, height=height, pixel_format=pixel_format,
+                        frame_rate=frame_rate, num_frames=num_frames, profile=Profile.IMAGE,
+                        model_id=self._coder.model_id, weights_digest=self._coder.digest)
+        self._stream, self._writer, self.frames = stream, ContainerWriter(stream, header), 0
+
+    def write(self, pixels: np.ndarray) -> None:
+        """Code one (H, W, 3) uint8 frame of the stream's size and write it."""
+        _check_pixels(pixels)
+        h = self._writer.header
+        if pixels.shape[:2] != (h.height, h.width):
+            raise InvalidArgumentError(f"frame {self.frames + 1} is {pixels.shape[1]}x{pixels.shape[0]}; "
+                                       f"the stream is {h.width}x{h.height}")
+        self._writer.write_chunk(ChunkType.FRAME, self._code(pixels))
+        self.frames += 1
+        _flush(self._stream)
+
+    def close(self) -> "FramesResult":
+        """The INDEX chunk (frame offsets, for seeking) and END; what was written."""
+        self._writer.write_index()
+        self._writer.close()
+        _flush(self._stream)
+        h, size = self._writer.header, self._writer.offset
+        return FramesResult(self.frames, h.width, h.height, size, 8 * size / (h.width * h.height * self.frames),
+                            self._coder.model_id, time.perf_counter() - self._start)
+
+
 def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float | None = None,
                   bpp: float | None = None, *, frame_rate: Fraction | int | None = None,
                   num_frames: int | None = None, pixel_format: PixelFormat = PixelFormat.RGB8,
                   device: str = "cpu", model: str | None = None, effort: int = 0) -> FramesResult:
-    """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream, writing each FRAME as it is coded.
-
-    Until the video profile exists every frame is an independent intra frame coded by the image
-    model (profile ``image``, see docs/FORMAT.md section 10), so `quality` / `bpp` apply per
-    frame. Memory does not grow with the number of frames: one frame is held at a time and the
-    stream is flushed after each. An INDEX chunk (frame offsets, for seeking) precedes END.
+    """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream through a `FrameWriter`.
 
     num_frames: declared in the header; default len(frames) when it has one, else 0 (unknown,
     e.g. a pipe). frame_rate: frames per second as a Fraction or int, or None (unknown).
-    If the frames run out early or an error occurs, no END is written: the stream reads as
-    truncated rather than complete.
     """
-    start = time.perf_counter()
     _check_rate(quality, bpp)
     check_effort(effort)
     if num_frames is None:
@@ -246,27 +231,11 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
     if first is None:
         raise InvalidArgumentError("no frames to encode")
     _check_pixels(first)
-    coder = registry.get_model(model or registry.DEFAULT_IMAGE_MODEL)
-    h, w = first.shape[:2]
-    header = Header(kind=Kind.VIDEO, width=w, height=h, pixel_format=pixel_format, frame_rate=frame_rate,
-                    num_frames=num_frames, profile=Profile.IMAGE, model_id=coder.model_id,
-                    weights_digest=coder.digest)
-    writer = ContainerWriter(stream, header)
-    count = 0
+    writer = FrameWriter(stream, first.shape[1], first.shape[0], quality, bpp, frame_rate=frame_rate,
+                         num_frames=num_frames, pixel_format=pixel_format, device=device, model=model, effort=effort)
     for pixels in itertools.chain([first], iterator):
-        _check_pixels(pixels)
-        if pixels.shape[:2] != (h, w):
-            raise InvalidArgumentError(f"frame {count + 1} is {pixels.shape[1]}x{pixels.shape[0]}; "
-                                       f"the stream is {w}x{h}")
-        payload, _ = _code_frame(coder, pixels, quality, bpp, device, effort)
-        writer.write_chunk(ChunkType.FRAME, payload)
-        count += 1
-        _flush(stream)
-    writer.write_index()
-    writer.close()
-    _flush(stream)
-    return FramesResult(count, w, h, writer.offset, 8 * writer.offset / (w * h * count), coder.model_id,
-                        time.perf_counter() - start)
+        writer.write(pixels)
+    return writer.close()
 
 
 def _flush(stream) -> None:
@@ -305,9 +274,7 @@ class FrameReader:
         self._reader = ContainerReader(stream)
         self.header = self._reader.header
         self._header_length = self._reader.offset
-        if self.header.profile != Profile.IMAGE:
-            raise UnsupportedError(f"profile {self.header.profile!r} is not implemented by this build")
-        self._coder = _coder_for(self.header)
+        self._decoder = StreamDecoder(self.header, device)
         self.icc_profile: bytes | None = None
         self.exif: bytes | None = None
         self._offsets: list[int] | None = None
@@ -327,7 +294,7 @@ class FrameReader:
         for chunk in self._reader:
             self._note(chunk)
             if chunk.type == ChunkType.FRAME:
-                yield self._decode(chunk.payload)
+                yield self._decoder.frame(chunk.payload)
 
     def frame_count(self) -> int:
         """Number of frames: from the header, else counted (seekable inputs only)."""
@@ -348,7 +315,7 @@ class FrameReader:
             self._stream.seek(position)
         if chunk is None or chunk.type != ChunkType.FRAME:
             raise CorruptDataError(f"no FRAME chunk at the offset of frame {index}")
-        return self._decode(chunk.payload)
+        return self._decoder.frame(chunk.payload)
 
     def _frame_offsets(self) -> list[int]:
         """Offsets of the FRAME chunks from one checked pass (the reader checks that an INDEX,
@@ -374,10 +341,6 @@ class FrameReader:
             self.icc_profile = chunk.payload
         elif chunk.type == ChunkType.EXIF:
             self.exif = chunk.payload
-
-    def _decode(self, payload: bytes) -> np.ndarray:
-        h = self.header
-        return self._coder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
 
     def close(self) -> None:
         if self._close_stream:

@@ -29,14 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from neco.formats.errors import CorruptDataError
-
-from .constants import NUM_SCALES, SYMBOL_MAX
-from .entropy import EntropyCoder
-
-# Offsets the encoder tries, -SPAN..SPAN rows (each row ~13 % in scale).
-SPAN = 8
-
+from ..constants import NUM_SCALES, SYMBOL_MAX
+from ..entropy import EntropyCoder
 
 @dataclass(frozen=True)
 class TableOffsets:
@@ -49,9 +43,6 @@ class TableOffsets:
         shift = self.offsets[channels].view(-1, *([1] * (indices.dim() - 1)))
         return (indices + shift).clamp(0, NUM_SCALES - 1)
 
-    def header(self) -> bytes:
-        return bytes((self.row,))
-
     def coded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(symbols, table rows) in coding order (after the adaptation's, before z)."""
         return [(self.offsets, torch.full_like(self.offsets, self.row))]
@@ -59,35 +50,3 @@ class TableOffsets:
     @classmethod
     def decode(cls, coder: EntropyCoder, decoder, row: int, channels: int) -> "TableOffsets":
         return cls(row, coder.decode(decoder, torch.full((channels,), row, dtype=torch.int64)))
-
-
-def choose(coder: EntropyCoder, coded: list[tuple[slice, torch.Tensor, torch.Tensor]], channels: int,
-           flag_bits: int) -> TableOffsets | None:
-    """The offsets that code these latents in the fewest bits, counting their own symbols, their
-    row byte and `flag_bits` (what setting the flag adds to the first varint), or None when no
-    offsets save bits. `coded` holds (channel range, symbols (C, n), table rows (C, n)) per step."""
-    table_bits = torch.from_numpy(coder.code_lengths)
-    moves = torch.arange(-SPAN, SPAN + 1)
-    bits = torch.zeros(channels, len(moves), dtype=torch.float64)      # channel, offset
-    for group, symbols, rows in coded:
-        columns = symbols + SYMBOL_MAX
-        for k, move in enumerate(moves.tolist()):   # one shift at a time: memory of one step's symbols
-            bits[group, k] += table_bits[(rows + move).clamp(0, NUM_SCALES - 1), columns].sum(-1)
-    unshifted = float(bits[:, SPAN].sum())
-    # for every row of the offsets' table: each channel's best offset under it, and the total
-    totals = bits[None] + table_bits[:, moves + SYMBOL_MAX][:, None]      # row, channel, offset
-    best, picks = totals.min(-1)
-    costs = best.sum(-1) + 8 + flag_bits
-    row = int(torch.argmin(costs))
-    if float(costs[row]) >= unshifted:
-        return None
-    return TableOffsets(row, moves[picks[row]].to(torch.int64))
-
-
-def read_row(payload: bytes, pos: int) -> tuple[int, int]:
-    """The offsets' table row at payload[pos] and the position after it."""
-    if pos >= len(payload):
-        raise CorruptDataError("FRAME payload ends inside its table offsets block")
-    if payload[pos] >= NUM_SCALES:
-        raise CorruptDataError(f"table offsets row {payload[pos]} is out of range")
-    return payload[pos], pos + 1

@@ -4,10 +4,10 @@ import dataclasses
 import io
 import warnings
 
-import numpy as np
+from neco.formats import ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError, \
+    PrefixedStream
 
-from neco.formats import (ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError,
-                          Kind, PrefixedStream, write_container)
+from .session import StreamDecoder
 
 
 class LenientReader:
@@ -24,19 +24,19 @@ class LenientReader:
 
     Each loss is a warning as it is found and a line in `lost`. Iteration only (no seeking),
     so pipes work; the stream-level checks of the strict reader (frame count, INDEX) are not
-    made. Frames decode through `decode_array`, so the model and its weights are checked as
-    in strict mode.
+    made. Frames decode through the strict reader's `StreamDecoder`, so the model and its
+    weights are checked as in strict mode, before any frame.
     """
 
     def __init__(self, stream, *, device: str = "cpu", close_stream: bool = False) -> None:
-        self._stream, self._device, self._close_stream = stream, device, close_stream
+        self._stream, self._close_stream = stream, close_stream
         reader = ContainerReader(stream)
         self.header = reader.header
+        self._decoder = StreamDecoder(self.header, device)
         self._start = reader.offset  # file offset of the first chunk
         fresh = io.BytesIO()
         ContainerWriter(fresh, dataclasses.replace(self.header, num_frames=0))  # writes the header only
         self._head = fresh.getvalue()  # the header again, declaring no frame count: END closes a one-chunk read
-        self._still = dataclasses.replace(self.header, kind=Kind.IMAGE, frame_rate=None, num_frames=1)
         self.icc_profile: bytes | None = None
         self.exif: bytes | None = None
         self.lost: list[str] = []
@@ -88,15 +88,11 @@ class LenientReader:
             elif chunk.type == ChunkType.FRAME:
                 position += 1
                 try:
-                    pixels = self._decode(chunk.payload)
+                    pixels = self._decoder.frame(chunk.payload)
                 except CorruptDataError as exc:  # intact chunk, payload the coder refuses
                     self._lose(f"frame {position - 1} lost: its payload at offset {start} does not decode ({exc})")
                     continue
                 yield pixels
-
-    def _decode(self, payload: bytes) -> np.ndarray:
-        from neco.codec.session import decode_array as _decode_array
-        return _decode_array(write_container(self._still, [(ChunkType.FRAME, payload)]), device=self._device).pixels
 
     def _lose(self, what: str) -> None:
         self.lost.append(what)

@@ -27,22 +27,21 @@ import math
 import time
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
-from neco.formats.errors import InvalidArgumentError
-
-from .adapt import RATE_PROXY_WEIGHT, STEP_EXPONENTS, Adaptation, adapted_forward, adapted_names, rate_proxy
-from .constants import ACT_MAX
-from .entropy import EntropyCoder
-from .frame_fields import ADAPTATION_FLAG, flag_bits
-from .image_model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, ste_round, transform
-from .intnet import scale_from_index_value
+from ..constants import ACT_MAX, MAX_EFFORT
+from ..entropy import EntropyCoder
+from ..intnet import scale_from_index_value
+from .adaptation import Adaptation, adapted_names
+from .model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, ste_round, transform
+from .payload import ADAPTATION_FLAG, flag_bits
 
 # Optimisation steps of y and z at each effort level (effort 0 refines z alone). On holdout
 # photo 047 (384^2 crop, step-57.5k weights) 160 steps lowered the cost 2.9 % where 80 did
 # 2.1-2.5 %.
 EFFORT_STEPS = (0, 40, 160, 600)
-MAX_EFFORT = len(EFFORT_STEPS) - 1
+assert len(EFFORT_STEPS) == MAX_EFFORT + 1
 # Refinement holds the synthesis' activations for backpropagation, about 0.6 KB per pixel.
 MAX_REFINE_PIXELS = 1 << 22
 # Adam step on the latents (quantization-bin units). Measured on kodim05 with the step-33k
@@ -79,6 +78,13 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 # without adaptation: 5e-4 -2.2 / -4.7 %, 1e-3 -2.9 / -4.9 %, 3e-3 -1.7 / -4.6 %.
 ADAPTATION_LEARNING_RATE = 1e-3
 
+# Step exponents (step 2^-e) of the adaptation refinement fits, each compared by a synthesis.
+STEP_EXPONENTS = (5, 6, 7, 8)
+# Weight of rate_proxy in the fit (coded bits per proxy bit). Effort 1 on holdout 046 / 047 /
+# 048 (512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95), BD-rate against effort
+# 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
+# -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
+RATE_PROXY_WEIGHT = 2.0
 # Progress lines (logging, INFO) per refinement: long efforts take minutes.
 PROGRESS_REPORTS = 4
 
@@ -94,11 +100,6 @@ def synthesis_dtype(device: torch.device) -> torch.dtype | None:
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
         getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return torch.bfloat16 if device.type == "cpu" and native and torch.backends.mkldnn.is_available() else None
-
-
-def check_effort(effort: int) -> None:
-    if not (isinstance(effort, int) and 0 <= effort <= MAX_EFFORT):
-        raise InvalidArgumentError(f"effort must be an integer in 0..{MAX_EFFORT}, got {effort!r}")
 
 
 def lambda_at(lambdas: tuple[float, ...], rate_fx: int, frac_bits: int) -> float:
@@ -175,6 +176,45 @@ class _Rate:
         two passes, and the quantized y."""
         mean, t, y_hat = self.net.latent_parameters(self.hyper(z_hat), y, quantize)
         return self.bits(y_hat, mean, t, z_hat), y_hat
+
+
+@contextmanager
+def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
+    """Within the block, g_s computes as if its adapted parameters (adapted_names) were moved by
+    `deltas`, differentiably in the deltas (for the encoder's fit; the decoder uses `apply`).
+
+    Forward hooks add each delta's share to its convolution's output: a bias delta as is, a
+    weight delta as the convolution of the input by it (convolution is linear in its weight).
+    Moving the parameters themselves (torch.func.functional_call) made each refinement step
+    ~60 % slower (kodim05, one thread: 1.76-1.95 s against 1.12-1.41 s): a convolution whose
+    bias needs a gradient also computes its weight's. The hooks cost 4-9 % (0.97-1.01 s against
+    0.93-0.94 s).
+    """
+    modules = dict(g_s.named_modules())
+
+    def hook(name: str, delta: torch.Tensor):
+        module_name, kind = name.rsplit(".", 1)
+        module = modules[module_name]
+        if kind == "bias":
+            return module.register_forward_hook(lambda m, inputs, out: out + delta.view(1, -1, 1, 1).to(out.dtype))
+        assert isinstance(module, nn.Conv2d), "only a Conv2d's weight is adapted"
+        return module.register_forward_hook(lambda m, inputs, out: out + m._conv_forward(inputs[0], delta, None))
+
+    handles = [hook(name, delta) for name, delta in zip(adapted_names(g_s), deltas)]
+    try:
+        yield g_s
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+
+def rate_proxy(deltas: list[torch.Tensor]) -> torch.Tensor:
+    """A differentiable stand-in for the deltas' coded bits: sum(log2(1 + |d| / 2^-6)), about
+    the length of each symbol's magnitude at step 2^-6. Without it the fit spends bits on deltas
+    that barely lower the distortion."""
+    return sum(torch.log2(1 + d.abs() * 2 ** 6).sum() for d in deltas)
+
 
 
 @contextmanager

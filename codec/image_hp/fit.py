@@ -1,154 +1,20 @@
-"""Decoder adaptation: per-image corrections to a few synthesis parameters, coded in the file.
-
-The encoder fits small corrections ("deltas") to the synthesis for this very image: the bias of
-every convolution of g_s and the weight of its last one (the post-filter's 32-to-3 output
-layer), 1,350 values. At effort >= 1 it fits them all jointly with the image's latents
-(refine.py); at every effort it then corrects the last layer in closed form for the coded
-latents and quantizes that correction for rate and distortion together (fit_last_layer), at the
-price of about one and a half decodes (one synthesis pass and a Gram
-matrix of ~26 kMAC per pixel). They are quantized to a
-power-of-two step and coded in the FRAME payload; the decoder adds them to its weights before it
-synthesizes. This is the learned counterpart of VVC's adaptive loop filter,
-whose per-picture filter coefficients travel in the bitstream, and a small instance of
-instance-adaptive compression (van Rozendaal et al. 2021, "Overfitting for fun and profit:
-instance-adaptive data compression", which fine-tunes and codes a whole decoder).
-
-The probability path is untouched: the deltas change pixels, never a table choice, so entropy
-decoding stays exact on every machine and only the (float) synthesis sees them.
-
-Coding (docs/FORMAT.md, section 10): a u8 step exponent e (step 2^-e), one u8 table row per
-adapted tensor, and round(delta / step) as the first symbols of the payload's coded words, each
-tensor's with its row of the model's integer Gaussian tables.
+"""The encoder's closed-form decoder adaptation: the synthesis' last layer corrected for the coded
+latents of this image by least squares, then quantized for rate and distortion together
+(adaptation.py holds what the decoder applies). It runs at every effort, at the price of about
+one and a half decodes (one synthesis pass and a Gram matrix of ~26 kMAC per pixel).
 """
-
-from contextlib import contextmanager
-import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from neco.formats.errors import CorruptDataError
+from ..constants import SYMBOL_MAX
+from ..entropy import EntropyCoder
+from .adaptation import Adaptation, adapted_names, cheapest_row
 
-from .constants import NUM_SCALES, SYMBOL_MAX
-from .entropy import EntropyCoder
-
-# Step exponents an encoder tries (the decoder reads any in MIN..MAX_STEP_EXPONENT): refinement's
-# (each costs a synthesis to compare) and the closed-form fit's, coarse to fine (compared by
-# their exact cost; on Kodak the best was 2-3 at quality 0-10 and 8 at 100).
-STEP_EXPONENTS = (5, 6, 7, 8)
+# Step exponents (step 2^-e) the fit tries, coarse to fine, compared by their exact cost.
 FIT_STEP_EXPONENTS = (2, 3, 4, 5, 6, 7, 8, 9)
-MIN_STEP_EXPONENT, MAX_STEP_EXPONENT = 1, 16
-# Weight of rate_proxy in the fit (coded bits per proxy bit). Effort 1 on holdout 046 / 047 /
-# 048 (512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95), BD-rate against effort
-# 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
-# -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
-RATE_PROXY_WEIGHT = 2.0
-
-
-def adapted_names(g_s: nn.Module) -> list[str]:
-    """Names of the adapted parameters of a synthesis, in coding order: the bias of every
-    convolution in module order, then the weight of the last convolution."""
-    convs = [name for name, module in g_s.named_modules() if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
-    return [f"{name}.bias" for name in convs] + [f"{convs[-1]}.weight"]
-
-
-@contextmanager
-def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
-    """Within the block, g_s computes as if its adapted parameters (adapted_names) were moved by
-    `deltas`, differentiably in the deltas (for the encoder's fit; the decoder uses `apply`).
-
-    Forward hooks add each delta's share to its convolution's output: a bias delta as is, a
-    weight delta as the convolution of the input by it (convolution is linear in its weight).
-    Moving the parameters themselves (torch.func.functional_call) made each refinement step
-    ~60 % slower (kodim05, one thread: 1.76-1.95 s against 1.12-1.41 s): a convolution whose
-    bias needs a gradient also computes its weight's. The hooks cost 4-9 % (0.97-1.01 s against
-    0.93-0.94 s).
-    """
-    modules = dict(g_s.named_modules())
-
-    def hook(name: str, delta: torch.Tensor):
-        module_name, kind = name.rsplit(".", 1)
-        module = modules[module_name]
-        if kind == "bias":
-            return module.register_forward_hook(lambda m, inputs, out: out + delta.view(1, -1, 1, 1).to(out.dtype))
-        assert isinstance(module, nn.Conv2d), "only a Conv2d's weight is adapted"
-        return module.register_forward_hook(lambda m, inputs, out: out + m._conv_forward(inputs[0], delta, None))
-
-    handles = [hook(name, delta) for name, delta in zip(adapted_names(g_s), deltas)]
-    try:
-        yield g_s
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def rate_proxy(deltas: list[torch.Tensor]) -> torch.Tensor:
-    """A differentiable stand-in for the deltas' coded bits: sum(log2(1 + |d| / 2^-6)), about
-    the length of each symbol's magnitude at step 2^-6. Without it the fit spends bits on deltas
-    that barely lower the distortion."""
-    return sum(torch.log2(1 + d.abs() * 2 ** 6).sum() for d in deltas)
-
-
-@dataclass(frozen=True)
-class Adaptation:
-    """Quantized deltas of the adapted parameters: symbols (int64, each tensor's shape) at
-    step 2^-step_exponent, each tensor coded with one table row."""
-    step_exponent: int
-    rows: tuple[int, ...]
-    symbols: tuple[torch.Tensor, ...]
-
-    @classmethod
-    def quantize(cls, deltas: list[torch.Tensor], step_exponent: int, coder: EntropyCoder) -> "Adaptation":
-        """Deltas rounded to the step, each tensor with the table row that codes it in the
-        fewest bits."""
-        symbols = tuple(torch.round(d.detach().double().cpu() * 2 ** step_exponent)
-                        .clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64) for d in deltas)
-        return cls.from_symbols(step_exponent, symbols, coder)
-
-    @classmethod
-    def from_symbols(cls, step_exponent: int, symbols: tuple[torch.Tensor, ...], coder: EntropyCoder
-                     ) -> "Adaptation":
-        """These symbols at step 2^-step_exponent, each tensor with the table row that codes it
-        in the fewest bits."""
-        return cls(step_exponent, tuple(cheapest_row(coder.code_lengths, s.numpy()) for s in symbols), symbols)
-
-    def deltas(self) -> list[torch.Tensor]:
-        return [s.float() * 2.0 ** -self.step_exponent for s in self.symbols]
-
-    def header(self) -> bytes:
-        """The block before the coded words: step exponent, then one table row per tensor."""
-        return bytes((self.step_exponent, *self.rows))
-
-    def bits(self, coder: EntropyCoder, flag_bits: int) -> float:
-        """Size of the adaptation in the file: `flag_bits` (what its flag adds to the payload's
-        first varint: frame_fields.flag_bits), the header bytes and the symbols' ideal code length."""
-        return flag_bits + 8 * len(self.header()) + sum(coder.cross_entropy_bits(s, i) for s, i in self.coded())
-
-    def coded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(symbols, table rows) of each tensor, in coding order (first in the payload's words)."""
-        return [(s, torch.full_like(s, row)) for s, row in zip(self.symbols, self.rows)]
-
-    @classmethod
-    def decode(cls, coder: EntropyCoder, decoder, header: tuple[int, tuple[int, ...]],
-               shapes: list[torch.Size]) -> "Adaptation":
-        """The adaptation whose header (from `read_header`) is given, its symbols popped from an
-        ANS decoder."""
-        step_exponent, rows = header
-        symbols = tuple(coder.decode(decoder, torch.full(shape, row, dtype=torch.int64))
-                        for shape, row in zip(shapes, rows))
-        return cls(step_exponent, rows, symbols)
-
-    def apply(self, g_s: nn.Module) -> nn.Module:
-        """A copy of the synthesis with the deltas added."""
-        adapted = copy.deepcopy(g_s)
-        params = dict(adapted.named_parameters())
-        with torch.no_grad():
-            for name, delta in zip(adapted_names(adapted), self.deltas()):
-                params[name] += delta.to(params[name].device)
-        return adapted
 
 
 def last_layer(g_s: nn.Module) -> nn.Conv2d:
@@ -167,6 +33,7 @@ def with_last_layer_input(g_s: nn.Module, v: torch.Tensor) -> torch.Tensor:
     finally:
         handle.remove()
     return torch.cat([seen[0], out], dim=1)
+
 
 
 # Ridge weights (times the mean diagonal of the features' Gram matrix, > 0 thanks to the constant
@@ -312,9 +179,6 @@ def _rd_quantized(adaptation: Adaptation, last: tuple[int, int], start_columns: 
     return Adaptation.from_symbols(adaptation.step_exponent, tuple(symbols), coder)
 
 
-def cheapest_row(table_bits: np.ndarray, symbols: np.ndarray) -> int:
-    """The table row that codes these symbols in the fewest bits."""
-    return int(np.argmin(table_bits[:, symbols.reshape(-1) + SYMBOL_MAX].sum(1)))
 
 
 def squared_error_change(gram: torch.Tensor, cross: torch.Tensor, weight_delta: torch.Tensor,
@@ -427,16 +291,3 @@ def _accumulate_chunk(x: torch.Tensor, target: torch.Tensor, taps: list[tuple[in
     for u, (ar, ac) in enumerate(taps):
         shift = ar * full_width + ac
         correlation[:, u] += (flat[:, shift:shift + laid.shape[1]] @ laid.T).double()
-
-
-def read_header(payload: bytes, pos: int, tensors: int) -> tuple[tuple[int, tuple[int, ...]], int]:
-    """The adaptation block at payload[pos:] for `tensors` adapted tensors: ((step exponent,
-    table rows), the position after the block)."""
-    block = payload[pos:pos + 1 + tensors]
-    if len(block) < 1 + tensors:
-        raise CorruptDataError("FRAME payload ends inside its decoder adaptation block")
-    step_exponent, rows = block[0], tuple(block[1:])
-    if not MIN_STEP_EXPONENT <= step_exponent <= MAX_STEP_EXPONENT or max(rows) >= NUM_SCALES:
-        raise CorruptDataError(f"decoder adaptation block out of range (step exponent {step_exponent}, "
-                               f"table rows up to {max(rows)})")
-    return (step_exponent, rows), pos + len(block)

@@ -33,10 +33,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .constants import ACT_FRAC_BITS, ACT_MAX, NUM_SCALES, RATE_FRAC_BITS
-from .intnet import (INITIAL_SCALE_INDEX, ConvLayer, FloatConvNet, IntegerConvNet, context_layers, hyper_layers,
+from ..entropy import build_gaussian_tables
+from ..constants import ACT_FRAC_BITS, ACT_MAX, NUM_SCALES, RATE_FRAC_BITS
+from ..intnet import (INITIAL_SCALE_INDEX, ConvLayer, FloatConvNet, IntegerConvNet, context_layers, hyper_layers,
                      scale_from_index_value, split_parameters)
-from .layers import SimplifiedGDN, conv, deconv, post_filter
+from ..layers import SimplifiedGDN, conv, deconv, post_filter
 
 # Gain at the middle rate level when training starts: lifts y (a few tenths at
 # initialisation) to where rounding keeps detail.
@@ -308,8 +309,9 @@ def interpolate_levels_int(table: torch.Tensor, rate_fx: int) -> torch.Tensor:
 
 
 def frozen_tensors(model: ImageModel) -> dict[str, torch.Tensor]:
-    """Everything coding needs: float transforms in fp16 (they only shape pixels), the
-    probability path (hyper-decoder, context network, hyper gains, z table indices) in integers."""
+    """Everything coding needs, as a model's weights file holds it: float transforms in fp16 (they
+    only shape pixels), the probability path (hyper-decoder, context network, hyper gains, z table
+    indices, the Gaussian CDF tables) in integers."""
     out = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()
            if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain", "log_inv_gain",
                                   "log_hyper_gain")}
@@ -321,6 +323,7 @@ def frozen_tensors(model: ImageModel) -> dict[str, torch.Tensor]:
     hig = model.log_hyper_inv_gain.detach().double().exp()
     out["hyper_inv_gain_fx"] = torch.round(hig * 2 ** ACT_FRAC_BITS).to(torch.int64)
     out["z_scale_index"] = torch.round(model.z_scale_t.detach().double()).clamp(0, NUM_SCALES - 1).to(torch.int64)
+    out["cdf_tables"] = torch.from_numpy(build_gaussian_tables())
     return out
 
 
