@@ -13,7 +13,7 @@ reference step's `validate step` curve.
 import re
 import sys
 
-from neco.plugins.bdrate import bd_rate
+from neco.plugins.bench.bdrate import bd_rate
 
 
 def validation_curves(path: str, label: str = "validate") -> dict[int, tuple[list[float], list[float]]]:

@@ -22,6 +22,13 @@ Video codecs (``kind = "video"``) take a whole clip, `Frames`, and give a `Bitst
 packets: x264, x265, SVT-AV1 and VP9, FFmpeg's encoders through PyAV (`PyAvCodec`), at a
 constant-quality CRF (their rate point; lower is more bits), 4:2:0, one key frame every ``gop``
 frames, decoded by FFmpeg's decoders (dav1d for AV1).
+
+Other packages add codecs through the ``neco.codecs`` entry point group (`codecs`): an entry
+point named by the codec, pointing to a subclass of `Codec`. A built-in name always wins over
+a plugin of the same name.
+
+    [project.entry-points."neco.codecs"]
+    mycodec = "my_package.bench:MyCodec"
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import import_module
+from importlib import import_module, metadata
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
 
@@ -42,9 +49,8 @@ import numpy as np
 from PIL import Image, features
 
 # Quality maps linearly onto the shipped model's 11 trained rate levels: every 10 is one of them.
-# The grid takes each trained level, plus the midpoints (interpolated gains) from 15 to 65,
-# where its Kodak rates span ~0.1-1 bpp, the range RD comparisons focus on (12 points there
-# with the 57.5k-step weights).
+# The grid takes each trained level, plus the midpoints (interpolated gains) from 15 to 65, the
+# range RD comparisons focus on (docs/RECORD.md, "The CLI, the adapters and the bench").
 NECO_QUALITIES = tuple(sorted({*range(0, 101, 10), *range(15, 70, 10)}))
 
 
@@ -503,6 +509,26 @@ class Vp9Codec(PyAvCodec):
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (NecoCodec, JpegCodec, WebpCodec, AvifCodec, JxlCodec,
                                                       HeicCodec, X264Codec, X265Codec, SvtAv1Codec, Vp9Codec)}
+CODECS_GROUP = "neco.codecs"
+
+
+def plugin_codecs() -> dict[str, metadata.EntryPoint]:
+    """Entry points of the ``neco.codecs`` group, by name (built-in names excluded)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=CODECS_GROUP) if ep.name not in CODECS}
+
+
+def codecs() -> dict[str, type]:
+    """Every codec class by name: the built-in baselines, then loaded plugins.
+
+    Raises ValueError naming a plugin whose entry point does not give a `Codec`.
+    """
+    found = dict(CODECS)
+    for name, entry in plugin_codecs().items():
+        cls = entry.load()
+        if not (isinstance(cls, type) and issubclass(cls, Codec)):
+            raise ValueError(f"codec plugin {name!r} ({entry.value}) is not a neco eval Codec class")
+        found[name] = cls
+    return found
 
 
 def _value(text: str) -> object:
@@ -521,7 +547,6 @@ def make_codec(spec: str) -> Codec:
     if name in CODECS:
         known = CODECS
     else:  # third-party codecs, from the `neco.codecs` entry point group
-        from .registry import codecs
         known = codecs()
     if name not in known:
         raise ValueError(f"unknown codec {name!r} (known: {', '.join(known)})")

@@ -5,17 +5,20 @@ Follows the conventions of Pillow's own plugins (``QoiImagePlugin``, ``WebPImage
 - `_accept` looks at the magic only;
 - `NecoImageFile._open` parses the container header (size, mode) with `neco.formats` -- no model
   runs, so ``Image.open`` is cheap -- and raises `SyntaxError` for anything that is not neco;
-- `NecoImageFile.load` decodes through `neco.decode` and translates `NecoError` into the
-  `OSError` Pillow users expect from a codec that failed;
-- `_save` reads ``quality``, ``bpp`` and ``device`` from ``im.encoderinfo`` and writes
-  `neco.encode` bytes; ``icc_profile`` / ``exif`` given to ``save`` override those of the image.
+- `NecoImageFile.load` decodes as `neco.decode` does (`pil_image.decode_image`) and translates
+  `NecoError` into the `OSError` Pillow users expect from a codec that failed;
+- `_save` reads ``quality``, ``bpp`` and ``device`` from ``im.encoderinfo`` and writes what
+  `neco.encode` writes (`pil_image.encode_image`); ``icc_profile`` / ``exif`` given to ``save``
+  override those of the image.
 - Video files are multi-frame images: ``n_frames``, ``is_animated``, ``seek()`` / ``tell()``, and
   ``info["duration"]`` (ms per frame) when the frame rate is known. `load` decodes only the
   current frame, read at its offset (`neco.codec.session.FrameReader`); ``n_frames`` of a stream
   that did not declare its count costs one pass over the container (no frame is decoded).
   ``save(..., save_all=True, append_images=[...], duration=40)`` writes a video.
 
-Registration is explicit, via `register` (``import neco`` calls it), as pillow-heif does.
+Registration is explicit, via `register` (``import neco`` calls it), as pillow-heif does. The
+plugin codes through `neco.codec.session` and `pil_image`, never through the `neco` facade,
+which imports it.
 
     from PIL import Image
     import neco  # registers the plugin
@@ -32,8 +35,9 @@ from typing import IO
 
 from PIL import Image, ImageFile, ImageSequence
 
-import neco
 from neco.formats import MAGIC, ContainerReader, Kind, NecoError, PixelFormat
+
+from .pil_image import decode_image, encode_image, to_pil_image, to_rgb_frames
 
 FORMAT = "NECO"
 EXTENSION = ".neco"
@@ -102,9 +106,10 @@ class NecoImageFile(ImageFile.ImageFile):
     def _frames(self):
         """The FrameReader over the open file (built once; it checks the model on creation)."""
         if self._neco_reader is None:
+            from neco.codec.session import FrameReader  # torch loads only when a frame is decoded
             try:
                 self._fp.seek(self._neco_offset)
-                self._neco_reader = neco.open(self._fp)
+                self._neco_reader = FrameReader(self._fp)
             except NecoError as exc:
                 raise OSError(f"cannot decode neco video: {exc}") from exc
         return self._neco_reader
@@ -114,9 +119,8 @@ class NecoImageFile(ImageFile.ImageFile):
             pixels = self._frames().frame(self._neco_frame)
         except NecoError as exc:
             raise OSError(f"cannot decode frame {self._neco_frame} of neco video: {exc}") from exc
-        if self.mode == "L":
-            pixels = pixels.mean(axis=2).round().astype("uint8")
-        self.fp = BytesIO(pixels.tobytes())
+        pixel_format = PixelFormat.GRAY8 if self.mode == "L" else PixelFormat.RGB8
+        self.fp = BytesIO(to_pil_image(pixels, pixel_format).tobytes())
         self.tile = [ImageFile._Tile("raw", (0, 0, *self.size), 0, self.mode)]
 
     def load(self) -> Image.core.PixelAccess | None:
@@ -127,7 +131,7 @@ class NecoImageFile(ImageFile.ImageFile):
             self.fp.seek(self._neco_offset)
             data = self.fp.read()
             try:
-                decoded = neco.decode(data)
+                decoded = decode_image(data)
             except NecoError as exc:
                 raise OSError(f"cannot decode neco image: {exc}") from exc
             if decoded.size != self.size or decoded.mode != self.mode:
@@ -158,7 +162,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         source = im.copy()
         source.info.update(overrides)
     try:
-        data = neco.encode(
+        data = encode_image(
             source,
             quality=options.get("quality"),
             bpp=options.get("bpp"),
@@ -176,6 +180,7 @@ def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
     The frame rate comes from ``duration`` (ms per frame; encoderinfo, else im.info) when given.
     """
+    from neco.codec.session import encode_frames  # torch loads only when a model runs
     options = im.encoderinfo
     duration = options.get("duration", im.info.get("duration"))
     rate = None
@@ -183,8 +188,9 @@ def _save_all(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         rate = Fraction(1000) / Fraction(duration).limit_denominator(1000)
     frames = itertools.chain(ImageSequence.Iterator(im), options.get("append_images", []))
     try:
-        neco.encode_frames(frames, fp, quality=options.get("quality"), bpp=options.get("bpp"), frame_rate=rate,
-                           device=options.get("device", "cpu"))
+        arrays, pixel_format = to_rgb_frames(frames)
+        encode_frames(arrays, fp, options.get("quality"), options.get("bpp"), frame_rate=rate,
+                      pixel_format=pixel_format, device=options.get("device", "cpu"))
     except ValueError:
         raise
     except NecoError as exc:

@@ -68,7 +68,7 @@ def _blur(maps: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Separable filtering of (C, H, W) maps by a symmetric window in "valid" mode (no padding).
 
     Shifted sums, the two taps of equal weight added first; in place, as this is the bench's
-    hot loop (about half a second for a Kodak image).
+    hot loop.
     """
     n, c = len(window), len(window) // 2
     h, w = maps.shape[1] - n + 1, maps.shape[2] - n + 1

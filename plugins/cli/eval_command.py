@@ -6,7 +6,7 @@
     neco eval --compare results/kodak/neco.json avif-measured --anchor vtm -o results/cmp
     neco eval --list-codecs
 
-A run measures every codec at every rate point on every image of DATASET (`eval_run`),
+A run measures every codec at every rate point on every image of DATASET (`bench.run`),
 committing each measurement to ``DIR/cache.sqlite`` as it finishes, so Ctrl-C and the same
 command again continue where it stopped. It then writes, per codec, ``DIR/<codec>.json``
 (CompressAI style, means over images) and ``DIR/<codec>.csv`` (per image), prints a BD-rate /
@@ -16,12 +16,12 @@ into ``DIR/bd-rate.txt`` and ``.json``, and draws RD plots (``DIR/rd-<metric>.pn
 
 Rate points are each codec's quality grid, ``--quality``, or target bpps (``--bpp-grid``: per
 image, the quality whose real encoded size lands nearest each target, `Codec.find_quality`),
-so codecs compare at matched rates. A video file as DATASET is video mode (`eval_video`): the
+so codecs compare at matched rates. A video file as DATASET is video mode (`bench.video`): the
 video codecs code its first ``--frames`` frames at ``--size``; the anchor is the first codec,
 and ``DIR/<codec>.csv`` holds one row per frame.
 
 ``--metric`` names the metric of the BD tables (psnr-rgb, psnr-y or ms-ssim-rgb, always
-measured) and asks for perceptual metrics, measured only when named (`eval_perceptual`, from
+measured) and asks for perceptual metrics, measured only when named (`bench.perceptual`, from
 ``pip install neco[metrics]``): ``ssimulacra2`` and ``flip`` on images and video frames,
 ``vmaf`` on video. One whose package is missing, or that does not apply to DATASET, is
 skipped with a warning. They go into the JSON, the CSV and RD plots, not the BD tables.
@@ -40,33 +40,27 @@ from pathlib import Path
 
 import click
 
-from neco.plugins import eval_report as report
-from neco.plugins.eval_codecs import CODECS, Codec, make_codec
-from neco.plugins.eval_perceptual import PERCEPTUAL
-from neco.plugins.eval_video import DEFAULT_FRAMES, DEFAULT_SIZE, find_video, is_video
+from neco.formats import NecoError
+from neco.plugins.atomic import write_atomic
+from neco.plugins.bench import report
+from neco.plugins.bench.codecs import CODECS, Codec, make_codec
+from neco.plugins.bench.perceptual import PERCEPTUAL
+from neco.plugins.bench.video import DEFAULT_FRAMES, DEFAULT_SIZE, find_video, is_video
+
+from .errors import EXIT_INTERRUPTED, CliError, warn
 
 DEFAULT_CODECS = ("neco",)
 DEFAULT_VIDEO_CODECS = ("x264", "x265", "svtav1", "vp9")
 DEFAULT_ANCHOR = "vtm"
 DEFAULT_BD_METRIC = "psnr-rgb"
 PLOT_METRICS = ("psnr-rgb", "ms-ssim-rgb")
-EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str, exit_code: int = 1) -> click.ClickException:
-    from neco.plugins.cli import CliError  # the CLI module imports this one: import late
-    return CliError(message, exit_code)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"neco: warning: {message}", err=True)
 
 
 def _reference_folders(option: str | None) -> list[Path]:
     if option is not None:
         return [Path(option)]
     candidates = [os.environ.get("NECO_REFERENCES"), "../shared/reference/kodak",
-                  Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "kodak"]
+                  Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "kodak"]
     found: list[Path] = []
     for candidate in filter(None, candidates):
         path = Path(candidate)
@@ -128,11 +122,11 @@ def _codecs(specs: tuple[str, ...], points: list[float] | None, kind: str = "ima
             raise click.BadParameter(str(exc), param_hint="'--codec' / '--quality' / '--bpp-grid'") from exc
         reason = codec.unavailable()
         if reason:
-            _warn(f"{codec.label} unavailable: {reason}")
+            warn(f"{codec.label} unavailable: {reason}")
         elif codec.label not in chosen:
             chosen[codec.label] = (codec, codec_points)
     if not chosen:
-        raise _fail("none of the codecs asked for is available")
+        raise CliError("none of the codecs asked for is available")
     return chosen
 
 
@@ -147,16 +141,16 @@ def _split_metrics(names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
 
 def _usable_metrics(metrics: tuple[str, ...], kind: str) -> tuple[str, ...]:
     """The perceptual metrics that apply to this kind of DATASET and are installed; others warned about."""
-    from neco.plugins.eval_perceptual import unavailable
+    from neco.plugins.bench.perceptual import unavailable
     usable = []
     for name in metrics:
         metric = PERCEPTUAL[name]
         if kind not in metric.kinds:
-            _warn(f"{name} is a {' / '.join(metric.kinds)} metric: skipped for {kind}s")
+            warn(f"{name} is a {' / '.join(metric.kinds)} metric: skipped for {kind}s")
             continue
         reason = unavailable(name)
         if reason:
-            _warn(f"metric {name} unavailable: {reason}: skipped")
+            warn(f"metric {name} unavailable: {reason}: skipped")
             continue
         usable.append(name)
     return tuple(usable)
@@ -185,20 +179,20 @@ def _bd_report(curves: list[report.Curve], anchors: list[report.Curve], metric: 
     text = "\n\n".join(texts)
     click.echo(text)
     if out_dir is not None:
-        report.write_atomic(out_dir / "bd-rate.txt", text + "\n")
+        write_atomic(out_dir / "bd-rate.txt", text + "\n")
         method = "Bjøntegaard delta, pchip interpolation over the overlapping range; " \
                  "bd-rate in % at equal quality, bd-quality in dB at equal rate (MS-SSIM in dB)"
         saved = {"metric": metric, "method": method, "anchors": tables}
-        report.write_atomic(out_dir / "bd-rate.json", json.dumps(saved, indent=2) + "\n")
+        write_atomic(out_dir / "bd-rate.json", json.dumps(saved, indent=2) + "\n")
 
 
 def _plots(curves: list[report.Curve], anchors: list[report.Curve], out_dir: Path, title: str) -> None:
     """RD plots of PSNR and MS-SSIM, and of each perceptual metric some curve holds."""
-    from neco.plugins.eval_plot import plot_rd
+    from neco.plugins.bench.plot import plot_rd
     for metric in (*PLOT_METRICS, *PERCEPTUAL):
         written = plot_rd(curves, anchors, metric, out_dir / f"rd-{metric}", title)
         if written is None:
-            _warn("matplotlib is not installed (pip install matplotlib): no RD plots")
+            warn("matplotlib is not installed (pip install matplotlib): no RD plots")
             return
         if written:
             click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
@@ -231,8 +225,8 @@ def _group_line(label: str, rows: list[dict]) -> str:
 def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: Path, jobs: int,
          verbose: bool, by_bpp: bool, dataset: Path, metrics: tuple[str, ...] = ()) -> list[report.Curve]:
     """Measure everything (from the cache where possible); write JSON and CSV per codec."""
-    from neco.plugins.eval_cache import ResultCache
-    from neco.plugins.eval_run import Progress, make_tasks, run
+    from neco.plugins.bench.cache import ResultCache
+    from neco.plugins.bench.run import Progress, make_tasks, run
 
     for label, (codec, points) in codecs.items():
         grid = " ".join(f"{q:g}" for q in points)
@@ -274,7 +268,7 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
                                                by_bpp, out_dir, progress, metrics))
         except KeyboardInterrupt:
             progress.close()
-            raise _fail(f"interrupted; {len(cache)} measurements are cached in {cache.path} "
+            raise CliError(f"interrupted; {len(cache)} measurements are cached in {cache.path} "
                         f"({len(cache) - cached_before} new): run the same command to continue",
                         EXIT_INTERRUPTED) from None
         finally:
@@ -303,7 +297,7 @@ def _description(codec: Codec, result: dict, sources: list, dataset: Path, jobs:
             f"bisection over the integer {codec.quality_name}s on real encoded sizes"
         text += f"; rate points are target bpps, each reached per source by {search} (nearest in log-rate)"
     if metrics:
-        from neco.plugins.eval_perceptual import version
+        from neco.plugins.bench.perceptual import version
         means = "means over frames of per-frame" if codec.kind == "video" else "means of per-image"
         text += f"; {means} " + ", ".join(f"{PERCEPTUAL[m].title} ({version(m)})" for m in metrics)
     return text
@@ -317,7 +311,7 @@ def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: l
     video = codec.kind == "video"
     point_column = "target_bpp" if by_bpp else "quality"
     if video:
-        from neco.plugins.eval_video import FRAME_CSV_COLUMNS, frame_rows, result_extras
+        from neco.plugins.bench.video import FRAME_CSV_COLUMNS, frame_rows, result_extras
         mean_keys, per_frame = result_extras(ok, points, by_bpp)
         extra["video"] = {"frames": sources[0].frames, "width": sources[0].width, "height": sources[0].height,
                           "frame_rate": str(sources[0].frame_rate)}
@@ -333,7 +327,7 @@ def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: l
         progress.log(f"neco: warning: {codec.label}: {len(left_out)} of {n_images} images left out of "
                      f"the means (failed at some rate point): {', '.join(left_out)}")
     json_path, csv_path = out_dir / f"{codec.label}.json", out_dir / f"{codec.label}.csv"
-    report.write_atomic(json_path, report.to_json(result))
+    write_atomic(json_path, report.to_json(result))
     if video:
         columns = tuple(c for c in (*FRAME_CSV_COLUMNS, *metrics) if by_bpp or c != "target_bpp")
         csv_text = report.to_csv(frame_rows(ok, metrics), columns, ("video", point_column, "frame"))
@@ -343,7 +337,7 @@ def _write_codec(codec: Codec, points: list[float], rows: list[dict], sources: l
             at = columns.index("quality")
             columns = (*columns[:at], "target_bpp", *columns[at:])
         csv_text = report.to_csv(ok, columns, ("image", point_column))
-    report.write_atomic(csv_path, csv_text)
+    write_atomic(csv_path, csv_text)
     progress.log(f"wrote {json_path}, {csv_path}")
     return report.load_curve(json_path)
 
@@ -355,24 +349,22 @@ def _resolve(names: tuple[str, ...] | list[str], folders: list[Path]) -> list[re
             path = report.resolve_curve(name, folders)
             curves.append(report.load_curve(path, None if name.endswith(".json") else name))
         except ValueError as exc:
-            raise _fail(str(exc)) from exc
+            raise CliError(str(exc)) from exc
     return curves
 
 
 def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
              size_text: str | None) -> tuple[list, str, str]:
     """What DATASET holds for the run: (sources, a summary line, the plot title)."""
-    from neco.formats import NecoError
-
     if kind == "image":
         if frames is not None or size_text is not None:
             raise click.UsageError("--frames and --size are for a video file as DATASET")
-        from neco.plugins.eval_run import find_images
+        from neco.plugins.bench.run import find_images
         images, skipped = find_images(dataset, limit)
         for name, reason in skipped:
-            _warn(f"skipped {name}: {reason}")
+            warn(f"skipped {name}: {reason}")
         if not images:
-            raise _fail(f"{click.format_filename(str(dataset))}: no readable images")
+            raise CliError(f"{click.format_filename(str(dataset))}: no readable images")
         summary = f"{len(images)} images from {dataset}{f' ({len(skipped)} skipped)' if skipped else ''}"
         return images, summary, f"{dataset.resolve().name} ({len(images)} image{'s' if len(images) > 1 else ''})"
     if limit is not None:
@@ -381,11 +373,11 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
     try:
         clip = find_video(dataset, frames, _size(size_text))
     except (NecoError, ValueError) as exc:
-        raise _fail(f"{click.format_filename(str(dataset))}: {exc}") from exc
+        raise CliError(f"{click.format_filename(str(dataset))}: {exc}") from exc
     if clip.width % 2 or clip.height % 2:
-        raise _fail(f"{clip.name} is {clip.width}x{clip.height}: video is coded 4:2:0, give an even --size")
+        raise CliError(f"{clip.name} is {clip.width}x{clip.height}: video is coded 4:2:0, give an even --size")
     if clip.frames < frames:
-        _warn(f"{clip.name} has only {clip.frames} frames")
+        warn(f"{clip.name} has only {clip.frames} frames")
     summary = f"{clip.frames} frames of {dataset} at {clip.width}x{clip.height}, {float(clip.frame_rate):g} fps"
     return [clip], summary, f"{clip.name}: {clip.frames} frames at {clip.width}x{clip.height}"
 
@@ -428,11 +420,11 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
 @click.option("--no-plot", is_flag=True, help="Write no RD plots.")
 @click.option("--list-codecs", is_flag=True, help="List the codecs, their versions and availability.")
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per measurement.")
-def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[str, ...],
-                 bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...],
-                 metric_names: tuple[str, ...],
-                 references: str | None, limit: int | None, frames: int | None, size_text: str | None,
-                 compare: bool, no_plot: bool, list_codecs: bool, verbose: bool) -> None:
+def evaluate(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[str, ...],
+             bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...],
+             metric_names: tuple[str, ...],
+             references: str | None, limit: int | None, frames: int | None, size_text: str | None,
+             compare: bool, no_plot: bool, list_codecs: bool, verbose: bool) -> None:
     """Rate-distortion bench: measure codecs on the images of DATASET (a folder or one image),
     or on the first frames of a video file; or --compare saved results."""
     if list_codecs:
@@ -449,7 +441,7 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
         curves = _resolve(inputs, ([out] if out else []) + folders)
         anchor_curves = _resolve(anchors, ([out] if out else []) + folders) if anchors else curves[:1]
         if perceptual:
-            _warn(f"--metric {' '.join(perceptual)}: measured by runs; --compare plots what the results hold")
+            warn(f"--metric {' '.join(perceptual)}: measured by runs; --compare plots what the results hold")
         title = "RD curves"
     else:
         if len(inputs) != 1:
@@ -461,7 +453,7 @@ def eval_command(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tup
         _size(size_text)  # a malformed --size is an error before anything runs
         dataset = Path(inputs[0])
         if not dataset.exists():
-            raise _fail(f"{click.format_filename(inputs[0])}: no such file or directory")
+            raise CliError(f"{click.format_filename(inputs[0])}: no such file or directory")
         by_bpp = bool(bpp_grid)
         points = _numbers(bpp_grid, "--bpp-grid") if by_bpp else _numbers(qualities, "--quality")
         kind = "video" if is_video(dataset) else "image"

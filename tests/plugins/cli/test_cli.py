@@ -18,7 +18,6 @@ import neco
 from conftest import PSNR_FLOOR, psnr, smooth_image
 from neco.codec import registry
 from neco.formats import MAGIC
-from neco.plugins import cli as cli_module
 from neco.plugins.cli import cli
 
 WIDTH, HEIGHT = 64, 48
@@ -202,7 +201,7 @@ def test_disk_full_removes_temp_file(tmp_path, png_file, fake_encode, monkeypatc
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(cli_module.os, "fsync", no_space)
+    monkeypatch.setattr(os, "fsync", no_space)
     result = run("encode", str(png_file), str(out), "-y")
     assert_one_line_error(result)
     assert os.strerror(errno.ENOSPC) in result.stderr
@@ -228,7 +227,7 @@ def test_ctrl_c_while_writing(tmp_path, png_file, fake_encode, monkeypatch):
     def interrupted(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module.os, "fsync", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     result = run("encode", str(png_file), str(out), "-y")
     assert_one_line_error(result, exit_code=130)
     assert out.read_bytes() == b"precious" and leftovers(tmp_path) == []

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from neco.plugins.eval_cache import ResultCache, cache_key
-from neco.plugins.eval_codecs import CODECS, AvifCodec, NecoCodec, make_codec, neco_code_digest, source_digest
-from neco.plugins.eval_metrics import psnr_rgb
+from neco.plugins.bench.cache import ResultCache, cache_key
+from neco.plugins.bench.codecs import CODECS, AvifCodec, NecoCodec, make_codec, neco_code_digest, source_digest
+from neco.plugins.bench.metrics import psnr_rgb
 
 from conftest import SHARED, photo_crop
 

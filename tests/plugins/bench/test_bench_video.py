@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from neco.plugins import eval_codecs, eval_plot
+from neco.plugins.bench import codecs as bench_codecs, plot as bench_plot
 from neco.plugins.cli import cli
-from neco.plugins.eval_codecs import CODECS, X264Codec, make_codec
-from neco.plugins.eval_metrics import psnr_rgb
-from neco.plugins.eval_run import measure_one
-from neco.plugins.eval_video import find_video, type_stats
+from neco.plugins.bench.codecs import CODECS, X264Codec, make_codec
+from neco.plugins.bench.metrics import psnr_rgb
+from neco.plugins.bench.run import measure_one
+from neco.plugins.bench.video import find_video, type_stats
 
 from conftest import SHARED, photo_crop
 
@@ -118,7 +118,7 @@ def test_crf_search_lands_on_a_target_rate(clip):
 
 def test_unavailable_video_codecs_are_reported(monkeypatch, clip, tmp_path):
     usable("x264")
-    monkeypatch.setattr(eval_codecs.X265Codec, "encoder", "libno-such-encoder")
+    monkeypatch.setattr(bench_codecs.X265Codec, "encoder", "libno-such-encoder")
     assert "no libno-such-encoder encoder" in make_codec("x265").unavailable()
     out = tmp_path / "out"
     result = neco_eval(VTEST, "--frames", FRAMES, "--size", "64x48", "-c", "x265", "-c", "x264", "-q", "30",
@@ -161,7 +161,7 @@ def test_video_run_writes_json_frame_csv_bd_table_and_plots(clip, tmp_path):
     assert per_frame_bits <= results["bpp"][0] * 64 * 48 * 8 < per_frame_bits + 8 * 64
     table = json.loads((out / "bd-rate.json").read_text())
     assert set(table["anchors"]) == {"x264"} and table["anchors"]["x264"]["x264-presetultrafast"]["bd-rate"] > 0
-    if eval_plot.matplotlib_available():
+    if bench_plot.matplotlib_available():
         assert (out / "rd-psnr-rgb.png").stat().st_size > 1000
     again = neco_eval(*args, "--no-plot")  # all from the cache: same numbers
     assert again.exit_code == 0 and json.loads((out / "x264.json").read_text())["results"]["bpp"] == results["bpp"]
@@ -169,7 +169,7 @@ def test_video_run_writes_json_frame_csv_bd_table_and_plots(clip, tmp_path):
 
 def test_a_short_video_gives_what_it_has(tmp_path):
     usable("x264")
-    from neco.plugins.av_io import AvWriter
+    from neco.plugins.adapters.av_io import AvWriter
     path = tmp_path / "short.mkv"
     writer = AvWriter(str(path), 64, 48, Fraction(30), "libx264")
     for i in range(5):

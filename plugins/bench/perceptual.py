@@ -6,13 +6,13 @@
 Each is measured only when asked for (``--metric``), from a package that ships everything it
 needs (no weights or models downloaded at run time). A metric whose package is missing is
 reported by `unavailable` and skipped by the CLI. All take the same (H, W, 3) uint8 RGB
-arrays as `eval_metrics`, the original first:
+arrays as `bench.metrics`, the original first:
 
 - ``ssimulacra2``: SSIMULACRA2 (Jon Sneyers, Cloudinary; the JPEG XL project's metric), the
   Python port of the ``ssimulacra2`` package: a multi-scale SSIM and edge-artifact score in the
   XYB colour space. Higher is better: 100 for identical images, about 90 visually lossless,
   70 high, 50 medium, 30 low quality; very bad images go below 0. The port, like libjxl's
-  tool, needs 8x8 pixels: smaller images get None. About 1 s per Kodak image.
+  tool, needs 8x8 pixels: smaller images get None.
 - ``flip``: the mean of NVIDIA's LDR-FLIP error map (Andersson et al., "FLIP: A Difference
   Evaluator for Alternating Images", HPG 2020), ``flip-evaluator``, at its default viewing
   condition (0.7 m from a 0.7 m wide 3840-pixel display: 67 pixels per degree). Lower is
@@ -21,14 +21,14 @@ arrays as `eval_metrics`, the original first:
   its authors measure a mean absolute difference of 0.006 from libvmaf's integer ones), for
   video only: it needs the frame sequence, its motion feature compares neighbouring frames.
   Computed on 8-bit luma, limited-range BT.601 (what the video codecs are given, see
-  `eval_codecs.PyAvCodec`), rounded to integers like a decoded Y plane; scores clipped to
+  `codecs.PyAvCodec`), rounded to integers like a decoded Y plane; scores clipped to
   [0, 100] as libvmaf does. Higher is better; identical frames score 100, or 97.43 where the
   motion feature is 0 (the first frame, a still), as with libvmaf. Frames need 17 pixels on
   each side. Pooled over frames by the arithmetic mean, libvmaf's default.
 
 Each metric has a version (`version`: the package's version and `REVISION`, which is bumped
 when our use of it changes): a cached measurement is reused only when it holds every metric
-asked for at the current version (`eval_run`).
+asked for at the current version (`bench.run`).
 """
 
 from __future__ import annotations

@@ -8,12 +8,11 @@ results give the same file.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
-from neco.plugins.eval_perceptual import PERCEPTUAL
-from neco.plugins.eval_report import Curve
+from neco.plugins.atomic import atomic_path
+from neco.plugins.bench.perceptual import PERCEPTUAL
+from neco.plugins.bench.report import Curve
 
 AXIS_LABELS = {"psnr-rgb": "PSNR (RGB) [dB]", "psnr-y": "PSNR (Y, BT.709) [dB]",
                "ms-ssim-rgb": "MS-SSIM (RGB) [dB, -10 log10(1 - MS-SSIM)]",
@@ -64,11 +63,7 @@ def plot_rd(curves: list[Curve], anchors: list[Curve], metric: str, out_base: Pa
         written = []
         for suffix, options in ((".png", {"dpi": 150}), (".svg", {"metadata": {"Date": None}})):
             path = out_base.with_name(out_base.name + suffix)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-            try:
+            with atomic_path(path) as tmp:
                 figure.savefig(tmp, format=suffix[1:], **options)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
             written.append(path)
     return written

@@ -19,7 +19,7 @@ from PIL import Image, ImageSequence
 import neco
 from conftest import PSNR_FLOOR, SHARED, psnr, smooth_image
 from neco.formats import Kind
-from neco.plugins import y4m
+from neco.plugins.adapters import y4m
 from neco.plugins.cli import cli
 
 W, H = 64, 48

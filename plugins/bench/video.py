@@ -4,18 +4,18 @@
 
 A video file as DATASET switches the bench to video mode: the first ``frames`` frames (default
 96), scaled to ``size`` (default 640x360) by FFmpeg's swscale (bilinear), as 8-bit RGB -- the
-source every codec is measured against. The video codecs of `eval_codecs` (`PyAvCodec`) code
+source every codec is measured against. The video codecs of `bench.codecs` (`PyAvCodec`) code
 the whole clip at one CRF; the rate is that of the elementary stream, every packet plus any
 out-of-band headers (what a raw .264 / .hevc file holds; no container):
 
 - ``bpp``: bits / (width * height * frames), bits per pixel of one frame;
 - ``kbps``: bits / (frames / frame rate) / 1000, at the source's frame rate;
 - ``psnr-rgb``, ``psnr-y``, ``ms-ssim-rgb``: means over frames of the per-frame values of
-  `eval_metrics` (so RGB <-> 4:2:0 conversion losses count, as for every codec alike);
+  `bench.metrics` (so RGB <-> 4:2:0 conversion losses count, as for every codec alike);
 - bits per frame, overall and per picture type as the decoder reports it (I, P, B; FFmpeg
   reports AV1 and VP9 inter frames as P), and the number of frames of each type;
 - per frame: picture type, bits of its packet, PSNR-RGB, PSNR-Y and MS-SSIM;
-- with ``--metric``, the perceptual metrics of `eval_perceptual` (VMAF, SSIMULACRA2, FLIP): per
+- with ``--metric``, the perceptual metrics of `bench.perceptual` (VMAF, SSIMULACRA2, FLIP): per
   frame and their mean over frames (VMAF's usual pooling), on the same RGB frames.
 
 Timings are for the whole clip (encode: RGB to 4:2:0 and encoding; decode: decoding and back
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neco.plugins.eval_codecs import Bitstream, DecodedVideo, Frames
-from neco.plugins.eval_metrics import measure
-from neco.plugins.eval_perceptual import measure_frames
+from neco.plugins.bench.codecs import Bitstream, DecodedVideo, Frames
+from neco.plugins.bench.metrics import measure
+from neco.plugins.bench.perceptual import measure_frames
 
 DEFAULT_FRAMES = 96
 DEFAULT_SIZE = (640, 360)
@@ -52,7 +52,7 @@ def is_video(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class VideoClip:
-    """The frames of a video file that the bench measures; a source for `eval_run`."""
+    """The frames of a video file that the bench measures; a source for `bench.run`."""
 
     path: Path
     name: str
@@ -117,7 +117,7 @@ def find_video(path: Path, frames: int = DEFAULT_FRAMES, size: tuple[int, int] |
     Fewer frames when the file has fewer. Raises NecoError subclasses for a file FFmpeg cannot
     open or decode (`av_io`), ValueError for an empty one.
     """
-    from neco.plugins.av_io import DEFAULT_RATE, AvReader
+    from neco.plugins.adapters.av_io import DEFAULT_RATE, AvReader
     file_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     probe = AvReader(str(path), (0, 0), size)
     probe.close()
@@ -131,7 +131,7 @@ def find_video(path: Path, frames: int = DEFAULT_FRAMES, size: tuple[int, int] |
 @lru_cache(maxsize=2)
 def load_frames(path: Path, file_sha256: str, frames: int, width: int, height: int) -> Frames:
     """Up to `frames` RGB frames of `path` at width x height (cached by content and cut)."""
-    from neco.plugins.av_io import DEFAULT_RATE, AvReader
+    from neco.plugins.adapters.av_io import DEFAULT_RATE, AvReader
     reader = AvReader(str(path), (0, frames), (width, height))
     rate = reader.frame_rate or DEFAULT_RATE
     pixels = np.stack(list(reader)) if frames else np.empty((0, height, width, 3), np.uint8)
@@ -140,7 +140,7 @@ def load_frames(path: Path, file_sha256: str, frames: int, width: int, height: i
 
 
 def result_extras(rows: list[dict], points: list[float], by_bpp: bool) -> tuple[tuple[str, ...], list[dict]]:
-    """For a codec's JSON: the row values to average (`eval_report.summarize`'s mean_keys) and
+    """For a codec's JSON: the row values to average (`report.summarize`'s mean_keys) and
     its per-frame section, one entry per rate point, in the order of `points`."""
     types = sorted({key for row in rows for key in row if key.startswith("frames-")})
     mean_keys = ("kbps", "bits-per-frame", *(f"bits-per-frame-{t[7:]}" for t in types), *types)

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 import neco
 from conftest import smooth_image
 from neco.codec import registry
-from neco.codec.image_model import ImageModel, ImageModelConfig
+from neco.codec.image_hp.model import ImageModel, ImageModelConfig
 from neco.formats import ModelError
-from neco.plugins import registry as plugins
+from neco.plugins.bench import codecs as bench_codecs
 from neco.plugins.cli import cli
 
 PLUGIN = '''
@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 import torch
 
-from neco.plugins.eval_codecs import Codec
+from neco.plugins.bench.codecs import Codec
 
 
 class ToyModel:
@@ -123,13 +123,13 @@ def test_plugin_model_codes_files(toy_plugin, tmp_path):
 
 
 def test_plugin_codec_is_usable(toy_plugin):
-    codec = plugins.codecs()["toyraw"]()
+    codec = bench_codecs.codecs()["toyraw"]()
     pixels = smooth_image(40, 24)
     assert np.array_equal(codec.decode(codec.encode(pixels, 50)), pixels)
 
 
 def test_plugin_codec_runs_in_the_bench(toy_plugin):
-    from neco.plugins.eval_codecs import make_codec
+    from neco.plugins.bench.codecs import make_codec
     codec = make_codec("toyraw")
     pixels = smooth_image(40, 24)
     assert np.array_equal(codec.decode(codec.encode(pixels, 50)), pixels)

@@ -6,13 +6,13 @@ holds it: ``name``, ``description`` and ``results`` with one value per rate poin
 ``decoding_time`` (seconds per image) -- plus ``codec`` (version, settings) and ``dataset``.
 With target bpps as rate points (``--bpp-grid``), ``results.target-bpp`` holds them and
 ``results.quality`` the mean quality found. Video results add ``kbps``, bits per frame (by
-picture type) and per-frame values (`eval_video`). Perceptual metrics asked for with
-``--metric`` (`eval_perceptual`: ``ssimulacra2``, ``flip``, ``vmaf``) add ``results.<name>``
+picture type) and per-frame values (`bench.video`). Perceptual metrics asked for with
+``--metric`` (`bench.perceptual`: ``ssimulacra2``, ``flip``, ``vmaf``) add ``results.<name>``
 and a CSV column each; RD curves read them too, BD tables stay PSNR / MS-SSIM.
 Each value is the mean over images of the per-image value (bpp from the real byte count),
 the convention of the reference curves. The per-image values go to ``<codec>.csv``.
 
-BD tables use `neco.plugins.bdrate` (Bjøntegaard with pchip over the overlapping range):
+BD tables use `bench.bdrate` (Bjøntegaard with pchip over the overlapping range):
 BD-rate in percent at equal quality and BD-quality (e.g. BD-PSNR) in dB at equal rate, the
 latter interpolating quality over log-rate, its mirror image. MS-SSIM enters both on the dB
 scale, -10 log10(1 - MS-SSIM).
@@ -24,16 +24,14 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from neco.plugins.bdrate import bd_rate, pchip_integral
-from neco.plugins.eval_metrics import ms_ssim_db
-from neco.plugins.eval_perceptual import PERCEPTUAL
+from neco.plugins.bench.bdrate import bd_rate, pchip_integral
+from neco.plugins.bench.metrics import ms_ssim_db
+from neco.plugins.bench.perceptual import PERCEPTUAL
 
 METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb")
 # What RD curves (and plots) read from a result file; BD tables take METRICS only.
@@ -42,20 +40,6 @@ CSV_COLUMNS = ("image", "width", "height", "quality", "bytes", "bpp", *METRICS, 
                "decoding_time")
 # Older CompressAI files name the RGB metrics without the suffix.
 ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file renamed over it: never half a file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _finite(value: object) -> object:
@@ -80,7 +64,7 @@ def summarize(name: str, description: str, points: list[float], rows: list[dict]
     points: qualities, or with by_bpp target bpps (``results.target-bpp``; ``results.quality``
     is then the mean of the qualities found). mean_keys: more row values to average (video:
     ``kbps``, bits per frame type). unit: what the count of sources is called. metrics: the
-    perceptual metrics measured (`eval_perceptual`), averaged after the others.
+    perceptual metrics measured (`bench.perceptual`), averaged after the others.
     """
     point_key = "target_bpp" if by_bpp else "quality"
     by_point: dict[float, dict[str, dict]] = {p: {} for p in points}

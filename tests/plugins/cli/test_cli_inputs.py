@@ -1,6 +1,6 @@
 """Odd inputs and hostile conditions for ``neco encode`` / ``neco.encode`` (issue 6, item 4: no data lost).
 
-Conversion tests check the exact pixels the codec would be given (`image_input.to_rgb_array`, or the
+Conversion tests check the exact pixels the codec would be given (`pil_image.to_rgb_array`, or the
 CLI with `neco.encode` replaced by that conversion alone), so they need no model; a few
 end-to-end tests run the real model on tiny images.
 """
@@ -22,9 +22,8 @@ from PIL import Image, ImageCms, ImageOps, ImageSequence
 
 import neco
 from conftest import PSNR_FLOOR, psnr, smooth_image
-from neco import image_input
+from neco.plugins.adapters import pil_image
 from neco.formats import MAGIC, ContainerReader
-from neco.plugins import cli as cli_module
 from neco.plugins.cli import cli
 
 STUB = MAGIC + b"stub payload"
@@ -104,7 +103,7 @@ def converted(image):
     """(pixels, pixel format name, metadata, warning messages) of the codec's input conversion."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pixels, pixel_format, meta = image_input.to_rgb_array(image)
+        pixels, pixel_format, meta = pil_image.to_rgb_array(image)
     return pixels, pixel_format.name, meta, messages(caught)
 
 
@@ -114,7 +113,7 @@ def recorded(monkeypatch):
     seen = {}
 
     def convert(image, **kwargs):
-        seen["pixels"], seen["format"], seen["meta"] = image_input.to_rgb_array(image)
+        seen["pixels"], seen["format"], seen["meta"] = pil_image.to_rgb_array(image)
         return STUB
 
     monkeypatch.setattr(neco, "encode", convert)
@@ -127,7 +126,7 @@ def recorded_frames(monkeypatch):
     seen = {}
 
     def convert(frames, stream, quality=None, bpp=None, *, frame_rate=None, num_frames=None, **kwargs):
-        arrays = [image_input.to_rgb_array(frame, single_frame=False)[0].copy() for frame in frames]
+        arrays = [pil_image.to_rgb_array(frame, single_frame=False)[0].copy() for frame in frames]
         seen.update(frames=arrays, rate=frame_rate, num_frames=num_frames)
         stream.write(STUB)
         height, width = arrays[0].shape[:2]
@@ -203,7 +202,7 @@ def test_sixteen_bit_rgb_png_warns_once_on_the_cli(tmp_path, recorded):
 def test_sixteen_bit_rgb_png_warns_in_the_api():
     samples = np.full((4, 4, 3), 1000, np.uint16)
     pixels, pixel_format, _, said = converted(Image.open(io.BytesIO(png_16bit(samples))))
-    assert pixel_format == "RGB8" and said == [image_input.HIGH_BIT_DEPTH_WARNING]
+    assert pixel_format == "RGB8" and said == [pil_image.HIGH_BIT_DEPTH_WARNING]
     assert (pixels == 1000 >> 8).all()
 
 
@@ -549,7 +548,7 @@ def test_existing_output_refused_then_replaced_atomically(tmp_path, png_file, re
         renames.append((os.path.dirname(source), Path(source).read_bytes(), out.read_bytes()))
         real_replace(source, target)
 
-    monkeypatch.setattr(cli_module.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     result = run("encode", str(png_file), str(out), "-y")
     assert result.exit_code == 0, result.stderr
     # One rename, from a complete temporary file in the same directory, while OUT was still intact.
@@ -575,7 +574,7 @@ def test_disk_full_while_writing(tmp_path, png_file, recorded, monkeypatch):
         def write(self, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(cli_module.os, "fdopen", FullDisk)
+    monkeypatch.setattr(os, "fdopen", FullDisk)
     result = run("encode", str(png_file), str(out), "-y")
     assert_one_line_error(result)
     assert result.stderr == f"neco: error: {os.strerror(errno.ENOSPC)}\n"

@@ -8,8 +8,9 @@ from PIL import Image, UnidentifiedImageError
 
 import neco
 from conftest import PSNR_FLOOR, psnr, smooth_image
+from neco.codec import session
 from neco.formats import MAGIC
-from neco.plugins import pillow_plugin
+from neco.plugins.adapters import pillow_plugin
 
 WIDTH, HEIGHT = 64, 48
 
@@ -56,7 +57,7 @@ def test_open_from_bytes_reads_header_only(neco_bytes, monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("Image.open must not run the model")
 
-    monkeypatch.setattr(neco, "decode", no_model)
+    monkeypatch.setattr(session, "decode_array", no_model)
     image = Image.open(io.BytesIO(neco_bytes))
     assert (image.format, image.size, image.mode) == ("NECO", (WIDTH, HEIGHT), "RGB")
 

@@ -1,17 +1,12 @@
-"""What is installed, by stable string name: models and codecs, with third-party entry points.
+"""``neco list``: what is installed, by stable string name, with third-party entry points.
 
 - **models** (``neco.models`` entry points, `neco.codec.registry`): what encodes and decodes
   `.neco` files; the header names one by its id.
-- **codecs** (``neco.codecs`` entry points): what ``neco eval`` compares -- the built-in
-  baselines of `eval_codecs` (jpeg, webp, avif, jxl, heic, neco) plus a package's own: an entry
-  point named by the codec, pointing to a subclass of `eval_codecs.Codec`. A built-in name
-  always wins over a plugin of the same name.
+- **codecs** (``neco.codecs`` entry points, `neco.plugins.bench.codecs`): what ``neco eval``
+  compares, built-in and from plugins.
 
-    [project.entry-points."neco.codecs"]
-    mycodec = "my_package.bench:MyCodec"
-
-``neco list`` prints both tables (name, kind, rates, weights digest, source). A plugin that
-fails to load is listed with its error instead of breaking the listing.
+Both tables show name, kind, rates, weights digest and source. A plugin that fails to load is
+listed with its error instead of breaking the listing.
 """
 
 from __future__ import annotations
@@ -21,29 +16,7 @@ import json
 
 import click
 
-CODECS_GROUP = "neco.codecs"
-
-
-def plugin_codecs() -> dict[str, metadata.EntryPoint]:
-    """Entry points of the ``neco.codecs`` group, by name (built-in names excluded)."""
-    from .eval_codecs import CODECS
-    return {ep.name: ep for ep in metadata.entry_points(group=CODECS_GROUP) if ep.name not in CODECS}
-
-
-def codecs() -> dict[str, type]:
-    """Every codec class by name: the built-in baselines, then loaded plugins.
-
-    Raises ValueError naming a plugin whose entry point does not give an `eval_codecs.Codec`.
-    """
-    from .eval_codecs import CODECS, Codec
-    found = dict(CODECS)
-    for name, entry in plugin_codecs().items():
-        cls = entry.load()
-        if not (isinstance(cls, type) and issubclass(cls, Codec)):
-            raise ValueError(f"codec plugin {name!r} ({entry.value}) is not a neco eval Codec class")
-        found[name] = cls
-    return found
-
+from neco.plugins.bench.codecs import CODECS, plugin_codecs
 
 def _source(entry: metadata.EntryPoint) -> str:
     return f"{entry.dist.name} {entry.dist.version}" if entry.dist else "plugin"
@@ -61,7 +34,6 @@ def model_rows() -> list[dict]:
 
 
 def codec_rows() -> list[dict]:
-    from .eval_codecs import CODECS
     plugins = plugin_codecs()
     rows = []
     for name in [*CODECS, *plugins]:
@@ -91,7 +63,7 @@ def _table(rows: list[dict]) -> str:
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def list_command(as_json: bool) -> None:
+def listing(as_json: bool) -> None:
     """List installed models and codecs (shipped, built-in and from plugins)."""
     rows = {"models": model_rows(), "codecs": codec_rows()}
     if as_json:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neco.plugins import eval_codecs, eval_plot
+from neco.plugins.bench import codecs as bench_codecs, plot as bench_plot
 
 from conftest import neco_eval, photo_crop
 
@@ -44,7 +44,7 @@ def write_curve(path, name, bpp, psnr):
 def jpeg_calls(monkeypatch):
     """Counts JPEG encodes; set ``interrupt_at`` to raise KeyboardInterrupt on that call."""
     calls = {"n": 0, "interrupt_at": None}
-    encode = eval_codecs.JpegCodec.encode
+    encode = bench_codecs.JpegCodec.encode
 
     def counting(self, pixels, quality):
         calls["n"] += 1
@@ -52,7 +52,7 @@ def jpeg_calls(monkeypatch):
             raise KeyboardInterrupt
         return encode(self, pixels, quality)
 
-    monkeypatch.setattr(eval_codecs.JpegCodec, "encode", counting)
+    monkeypatch.setattr(bench_codecs.JpegCodec, "encode", counting)
     return calls
 
 
@@ -81,7 +81,7 @@ def test_run_writes_json_csv_tables_and_plots(dataset, references, tmp_path):
     table = json.loads((out / "bd-rate.json").read_text())
     assert set(table["anchors"]["vtm"]) == {"jpeg", "webp"}
     assert (out / "bd-rate.txt").read_text().startswith("BD vs vtm")
-    if eval_plot.matplotlib_available():
+    if bench_plot.matplotlib_available():
         for name in ("rd-psnr-rgb.png", "rd-psnr-rgb.svg", "rd-ms-ssim-rgb.png", "rd-ms-ssim-rgb.svg"):
             assert (out / name).stat().st_size > 1000
 
@@ -132,7 +132,7 @@ def test_corrupt_images_are_reported_and_skipped(dataset, tmp_path):
 
 
 def test_unavailable_codec_is_reported_not_fatal(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(eval_codecs.JxlCodec, "plugin", "no_such_jxl_plugin_module")
+    monkeypatch.setattr(bench_codecs.JxlCodec, "plugin", "no_such_jxl_plugin_module")
     out = tmp_path / "out"
     result = neco_eval(dataset, "-c", "jxl", "-c", "jpeg", "-q", "50", "-o", out, "--no-plot")
     assert result.exit_code == 0, result.output
@@ -147,14 +147,14 @@ def test_unavailable_codec_is_reported_not_fatal(dataset, tmp_path, monkeypatch)
 
 def test_a_codec_failing_on_an_image_is_reported(dataset, tmp_path, monkeypatch):
     victim = np.asarray(Image.open(dataset / "img1.png").convert("RGB"))
-    encode = eval_codecs.JpegCodec.encode
+    encode = bench_codecs.JpegCodec.encode
 
     def failing(self, pixels, quality):
         if quality == 80 and np.array_equal(pixels, victim):
             raise RuntimeError("encoder exploded")
         return encode(self, pixels, quality)
 
-    monkeypatch.setattr(eval_codecs.JpegCodec, "encode", failing)
+    monkeypatch.setattr(bench_codecs.JpegCodec, "encode", failing)
     out = tmp_path / "out"
     result = neco_eval(dataset, "-c", "jpeg", "-q", "40,80", "-o", out, "--no-plot")
     assert result.exit_code == 0, result.output
@@ -174,7 +174,7 @@ def test_compare_works_on_saved_results(tmp_path):
     result = neco_eval("--compare", tmp_path / "b.json", "--anchor", tmp_path / "a.json", "-o", out)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "bd-rate.json").read_text())["anchors"]["a"]["b"]["bd-rate"] == pytest.approx(-10)
-    if eval_plot.matplotlib_available():
+    if bench_plot.matplotlib_available():
         assert (out / "rd-psnr-rgb.png").exists() and (out / "rd-psnr-rgb.svg").exists()
         assert not (out / "rd-ms-ssim-rgb.png").exists()  # no curve has MS-SSIM
 
@@ -189,7 +189,7 @@ def test_compare_finds_curves_by_name_in_the_reference_folder(tmp_path, referenc
 
 
 def test_without_matplotlib_a_warning_and_no_plots(tmp_path, monkeypatch):
-    monkeypatch.setattr(eval_plot, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(bench_plot, "matplotlib_available", lambda: False)
     write_curve(tmp_path / "a.json", "a", [0.2, 0.5, 1.0], [28, 31, 34])
     write_curve(tmp_path / "b.json", "b", [0.2, 0.5, 1.0], [29, 32, 35])
     result = neco_eval("--compare", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "out")

@@ -9,7 +9,7 @@ Inputs of ``neco encode`` (chosen in this order):
 
 A frame sequence becomes a VIDEO `.neco` of independent intra frames, written frame by frame:
 memory does not grow with the number of frames. To a file it is written atomically like every
-CLI output (temporary file, renamed at the end); to stdout it streams, so a failure midway
+CLI output (`output`); to stdout it streams, so a failure midway
 leaves a stream without END, which every reader reports as truncated.
 
 Outputs of ``neco decode`` besides images: ``-f y4m`` (or OUT ending in ``.y4m``) writes Y4M,
@@ -20,28 +20,25 @@ too (one frame).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 import itertools
 import os
 import re
-import secrets
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import click
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import neco
 from neco.formats import CorruptDataError, UnsupportedError
+from neco.plugins.adapters import av_io, y4m
 
-from . import av_io, y4m
+from .errors import STDIO
+from .output import binary_output, temporary_path
 
-if TYPE_CHECKING:
-    from neco.codec.session import FrameReader
-
-STDIO = "-"
 Y4M_NAMES = ("y4m", "yuv4mpegpipe")
 
 
@@ -78,26 +75,6 @@ def parse_frames(text: str | None) -> tuple[int, int | None]:
         raise click.BadParameter(f"expected START:STOP frame numbers with STOP > START (e.g. 0:96), got {text!r}",
                                  param_hint="'--frames'")
     return start, stop
-
-
-def encode_options(function: Any) -> Any:
-    """The options of ``neco encode`` for frame sequences (raw, Y4M, video files)."""
-    options = [
-        click.option("--input-format", type=click.Choice(["auto", "rawvideo"]), default="auto", show_default=True,
-                     help="auto: Y4M by its magic, else an image, else a video file (PyAV); "
-                          "rawvideo: headerless frames (needs --size and --pix-fmt)."),
-        click.option("--size", metavar="WxH", default=None, help="Frame size of rawvideo input."),
-        click.option("--pix-fmt", type=click.Choice(list(y4m.RAW_PIX_FMTS)), default=None,
-                     help="Pixel format of rawvideo input (yuv420p: BT.601 limited range)."),
-        click.option("--rate", metavar="R", default=None,
-                     help="Frame rate (25, 29.97, 30000/1001): of rawvideo input, or overriding the input's."),
-        click.option("--frames", "frame_range", metavar="START:STOP", default=None,
-                     help="Code only frames START (from 0) to STOP (exclusive) of a frame sequence."),
-        click.option("--scale", metavar="WxH", default=None, help="Resize the frames of a frame sequence."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
 
 
 @dataclass
@@ -171,51 +148,12 @@ def _shaped(frames: Iterable[np.ndarray], size: tuple[int, int], rate: Fraction 
     return FrameSource(frames, *size, rate, kind)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str, force: bool) -> Iterator[str]:
-    """A temporary path next to `path`, renamed over it when the block succeeds, else removed.
-
-    The same rules as the CLI's other outputs: never replace an existing file without force,
-    and leave nothing behind on any failure (including Ctrl-C).
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-            break
-        except FileExistsError:
-            continue
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        if os.path.lexists(path) and not force:
-            raise click.ClickException(f"{click.format_filename(path)} already exists; use -y/--force to overwrite")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def binary_output(path: str, force: bool) -> Iterator[BinaryIO]:
-    """A binary stream for OUT: stdout for ``-`` (written as it comes), else an atomic file."""
-    if path == STDIO:
-        yield click.open_file(STDIO, "wb")
-        return
-    with atomic_path(path, force) as tmp, open(tmp, "wb") as f:
-        yield f
-
-
 def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
                   bpp: float | None, device: str, model: str | None = None, effort: int = 0) -> str:
     """Encode a frame sequence into OUT; returns the summary line."""
-    from neco.codec.session import encode_frames  # torch loads only when a model runs
     with binary_output(output_path, force) as out:
-        result = encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
-                               device=device, model=model, effort=effort)
+        result = neco.encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
+                                    device=device, model=model, effort=effort)
     rate = f" @ {source.frame_rate} fps" if source.frame_rate else ""
     return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}), "
             f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes, {result.seconds:.1f} s")
@@ -236,9 +174,10 @@ def video_target(output_path: str, fmt: str | None) -> str | None:
     return "y4m" if suffix == ".y4m" else av_io.CONTAINERS.get(suffix)
 
 
-def decode_to(target: str, reader: FrameReader, output_path: str, force: bool, *, vcodec: str,
+def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec: str,
               pix_fmt: str | None) -> int:
-    """Decode every frame of `reader` into Y4M or a video file, one frame at a time; returns the count."""
+    """Decode every frame of `reader` (`neco.open`) into Y4M or a video file, one frame at a time;
+    returns the count."""
     header = reader.header
     if pix_fmt is None:  # 4:2:0 where the size allows it, as players expect
         pix_fmt = "yuv444p" if header.width % 2 or header.height % 2 else "yuv420p"
@@ -251,7 +190,7 @@ def decode_to(target: str, reader: FrameReader, output_path: str, force: bool, *
         return writer.frames_written
     if output_path == STDIO:
         raise click.UsageError(f"{target} video cannot stream to stdout; use -f y4m")
-    with atomic_path(output_path, force) as tmp:
+    with temporary_path(output_path, force) as tmp:
         writer = av_io.AvWriter(tmp, header.width, header.height, header.frame_rate, vcodec, pix_fmt,
                                 container=target)
         try:

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from neco.plugins.bdrate import bd_rate
-from neco.plugins.eval_report import Curve, bd_quality, bd_table, format_bd_table
+from neco.plugins.bench.bdrate import bd_rate
+from neco.plugins.bench.report import Curve, bd_quality, bd_table, format_bd_table
 
 from conftest import SHARED
 

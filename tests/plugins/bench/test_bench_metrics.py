@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neco.plugins.eval_metrics import MS_SSIM_MIN_SIDE, measure, ms_ssim, ms_ssim_db, psnr_rgb, psnr_y
+from neco.plugins.bench.metrics import MS_SSIM_MIN_SIDE, measure, ms_ssim, ms_ssim_db, psnr_rgb, psnr_y
 
 from conftest import photo_crop
 

@@ -1,15 +1,67 @@
-"""Input images to the pixels neco codes: what a PIL image of any mode becomes, so the decoded
-file looks the way a viewer showed the input (`to_rgb_array`), and the warnings that say what
-was lost.
+"""PIL images <-> the pixel arrays neco codes, shared by the `neco` facade and the Pillow plugin.
+
+Input: what a PIL image of any mode becomes, so the decoded file looks the way a viewer showed
+the input (`to_rgb_array`), and the warnings that say what was lost. Output: decoded pixels as
+the PIL image a greyscale or colour file stands for (`to_pil_image`). `encode_image` and
+`decode_image` put these around `neco.codec.session` (no `neco` facade import here, so the
+facade can register the Pillow plugin without a cycle).
 """
 
+from collections.abc import Iterable, Iterator
 import io
+import itertools
 import warnings
 
 import numpy as np
 from PIL import Image
 
 from neco.formats import CorruptDataError, InvalidArgumentError, PixelFormat, UnsupportedError
+
+
+def encode_image(image, quality: float | None = None, bpp: float | None = None, *, device: str = "cpu",
+                 model: str | None = None, effort: int = 0) -> bytes:
+    """`.neco` bytes of a PIL image or HxWx3 uint8 array, its ICC profile and EXIF carried (`neco.encode`)."""
+    from neco.codec.session import encode_array  # torch loads only when a model runs
+    pixels, pixel_format, meta = to_rgb_array(image)
+    return encode_array(pixels, quality, bpp, pixel_format=pixel_format, device=device, model=model,
+                        effort=effort, icc_profile=meta.get("icc_profile"), exif=meta.get("exif")).data
+
+
+def decode_image(data: bytes, *, device: str = "cpu") -> Image.Image:
+    """The PIL image of `.neco` bytes: RGB, or L for a greyscale file; ICC / EXIF in `info` (`neco.decode`)."""
+    from neco.codec.session import decode_array
+    result = decode_array(data, device=device)
+    return to_pil_image(result.pixels, result.header.pixel_format, icc_profile=result.icc_profile,
+                        exif=result.exif)
+
+
+def to_pil_image(pixels: np.ndarray, pixel_format: PixelFormat, *, icc_profile: bytes | None = None,
+                 exif: bytes | None = None) -> Image.Image:
+    """Decoded (H, W, 3) uint8 pixels as a PIL image: mode L (the channels' rounded mean) for a
+    GRAY8 file, else RGB; an ICC profile and EXIF, when given, go into `image.info`."""
+    if pixel_format == PixelFormat.GRAY8:
+        image = Image.fromarray(np.round(pixels.mean(axis=2)).astype(np.uint8), "L")
+    else:
+        image = Image.fromarray(pixels, "RGB")
+    if icc_profile:
+        image.info["icc_profile"] = icc_profile
+    if exif:
+        image.info["exif"] = exif
+    return image
+
+
+def to_rgb_frames(frames: Iterable) -> tuple[Iterator[np.ndarray], PixelFormat]:
+    """The frames of a sequence (PIL images or arrays) as RGB arrays, converted one at a time, and
+    the pixel format to record (a greyscale first frame: GRAY8). Each conversion warning is
+    given once for the whole sequence; no frame at all is an InvalidArgumentError."""
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise InvalidArgumentError("no frames to encode")
+    said: set[str] = set()
+    pixels, pixel_format, _ = to_rgb_array(first, single_frame=False, said=said)
+    rest = (to_rgb_array(frame, single_frame=False, said=said)[0] for frame in iterator)
+    return itertools.chain([pixels], rest), pixel_format
 
 
 def to_rgb_array(image, *, single_frame: bool = True, said: set | None = None) -> tuple[np.ndarray, PixelFormat, dict]:
@@ -98,9 +150,9 @@ def high_bit_depth_truncated(image: Image.Image) -> bool:
     return False
 
 
-def _warn_once(said: set, kind: str, message: str, stacklevel: int = 4) -> None:
+def _warn_once(said: set, kind: str, message: str, stacklevel: int = 5) -> None:
     """Warn about `kind` unless `said` has it already. The default stacklevel points at the
-    caller of `neco.encode` when called from `_to_rgb_array`; its helpers pass 5."""
+    caller of `neco.encode` when called from `to_rgb_array`; its helpers pass 6."""
     if kind not in said:
         said.add(kind)
         warnings.warn(message, stacklevel=stacklevel)
@@ -120,7 +172,7 @@ def _reduce_to_8_bits(image: Image.Image, said: set) -> np.ndarray:
     grey = np.clip(np.round(wide / peak * 255), 0, 255).astype(np.uint8)
     if np.any(grey * (peak / 255) != wide):
         _warn_once(said, "wide", f"{image.mode} samples reduced to 8 bits (0-{peak:.0f} -> 0-255): "
-                                 f"their finer steps are lost", stacklevel=5)
+                                 f"their finer steps are lost", stacklevel=6)
     return grey
 
 
@@ -147,7 +199,7 @@ def _without_alpha(image: Image.Image, said: set) -> Image.Image:
     if transparent:
         _warn_once(said, "alpha", f"alpha channel dropped: neco codes colour only ({transparent:,} of "
                                   f"{alpha.size:,} pixels are not opaque; they keep their stored colour)",
-                   stacklevel=5)
+                   stacklevel=6)
     return with_alpha.convert(target[:-1])
 
 
@@ -170,5 +222,5 @@ def _cmyk_to_rgb(image: Image.Image, icc_profile: bytes | None, said: set) -> Im
         except (OSError, ImageCms.PyCMSError) as exc:  # an unreadable profile, or one littlecms refuses
             reason = str(exc)
     _warn_once(said, "cmyk", f"CMYK image: its ICC profile is unusable ({reason}); converted to RGB without "
-                             f"colour management", stacklevel=5)
+                             f"colour management", stacklevel=6)
     return image.convert("RGB")

@@ -1,7 +1,7 @@
 """Running the bench: find the images, measure each (codec, rate point, image), in parallel or not.
 
 One measurement encodes an image at one quality, decodes the bytes and compares the result
-with the original (`eval_metrics.measure`); the rate is ``8 * len(bytes) / pixels``, so every
+with the original (`metrics.measure`); the rate is ``8 * len(bytes) / pixels``, so every
 header and container byte counts. Images are compared as 8-bit RGB: Pillow's
 ``convert("RGB")`` of whatever the file holds (alpha dropped, greyscale replicated). With a
 target bpp as the rate point (``--bpp-grid``), the codec first finds the quality that lands
@@ -9,10 +9,10 @@ nearest it (`Codec.find_quality`, untimed); the measurement is then that of this
 
 A source is anything with ``name``, ``sha256`` (its content key), ``load()`` (what the codec
 encodes) and ``measure(original, data, decoded, metrics)`` (the row's rate and quality columns,
-`metrics` the perceptual ones asked for): an `ImageFile` here, a `eval_video.VideoClip` for
+`metrics` the perceptual ones asked for): an `ImageFile` here, a `video.VideoClip` for
 video codecs.
 
-Perceptual metrics (`eval_perceptual`) are measured only when a task asks for them. A row
+Perceptual metrics (`bench.perceptual`) are measured only when a task asks for them. A row
 records the version of each it holds (``metric-versions``), and a cached row is used only when
 it holds every metric the task asks for at the current version: otherwise the task runs again
 (encode included; decoded pixels are not kept), and the metrics of the old row that the new
@@ -44,11 +44,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from neco.plugins.eval_cache import ResultCache, cache_key
-from neco.plugins.eval_codecs import Codec, make_codec
-from neco.plugins.eval_metrics import measure
-from neco.plugins.eval_perceptual import measure_image
-from neco.plugins.eval_perceptual import version as metric_version
+from neco.plugins.bench.cache import ResultCache, cache_key
+from neco.plugins.bench.codecs import Codec, make_codec
+from neco.plugins.bench.metrics import measure
+from neco.plugins.bench.perceptual import measure_image
+from neco.plugins.bench.perceptual import version as metric_version
 
 # Images held decoded in each process, so a codec sweeping qualities does not re-read them.
 PIXEL_CACHE_IMAGES = 32
@@ -80,11 +80,11 @@ class Task:
     spec: str  # codec spec, rebuilt in worker processes
     codec_label: str
     key: str
-    source: ImageFile  # or an eval_video.VideoClip
+    source: ImageFile  # or an video.VideoClip
     point: float  # a quality (or CRF), or a target bpp when by_bpp
     by_bpp: bool = False
     point_name: str = "q"
-    metrics: tuple[str, ...] = ()  # perceptual metrics (`eval_perceptual.PERCEPTUAL`) to measure
+    metrics: tuple[str, ...] = ()  # perceptual metrics (`perceptual.PERCEPTUAL`) to measure
 
     @property
     def label(self) -> str:

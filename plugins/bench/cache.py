@@ -9,7 +9,7 @@ quality is searched for), the SHA-256 of the image file's bytes (for a video, of
 frame count and size), and `METRICS_VERSION` (bumped whenever a metric changes). A new library,
 another setting or an edited image therefore misses the cache instead of returning stale
 numbers. The optional perceptual metrics are not in the key: a row records the version of each
-it holds, and `eval_run` measures again when a run asks for one the row lacks. SQLite makes each
+it holds, and `bench.run` measures again when a run asks for one the row lacks. SQLite makes each
 commit atomic, even on Ctrl-C or a crash.
 """
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neco.plugins import eval_codecs, eval_perceptual, eval_run
-from neco.plugins.eval_perceptual import PERCEPTUAL, flip, ssimulacra2, unavailable, vmaf, vmaf_luma
-from neco.plugins.eval_run import carry_metrics, select_metrics
+from neco.plugins.bench import codecs as bench_codecs, perceptual as bench_perceptual, run as bench_run
+from neco.plugins.bench.perceptual import PERCEPTUAL, flip, ssimulacra2, unavailable, vmaf, vmaf_luma
+from neco.plugins.bench.run import carry_metrics, select_metrics
 
 from conftest import SHARED, neco_eval, photo_crop
 
@@ -59,13 +59,13 @@ def dataset(tmp_path):
 @pytest.fixture
 def jpeg_calls(monkeypatch):
     calls = {"n": 0}
-    encode = eval_codecs.JpegCodec.encode
+    encode = bench_codecs.JpegCodec.encode
 
     def counting(self, pixels, quality):
         calls["n"] += 1
         return encode(self, pixels, quality)
 
-    monkeypatch.setattr(eval_codecs.JpegCodec, "encode", counting)
+    monkeypatch.setattr(bench_codecs.JpegCodec, "encode", counting)
     return calls
 
 
@@ -120,7 +120,7 @@ def test_vmaf_in_chunks_is_vmaf_torch_on_the_whole_clip(monkeypatch):
     from vmaf_torch import VMAF
     frames = moving_frames(5)
     decoded = np.stack([jpeg(f, 30) for f in frames])
-    monkeypatch.setattr(eval_perceptual, "VMAF_CHUNK", 2)  # chunks of 2, 2 and 1 frames
+    monkeypatch.setattr(bench_perceptual, "VMAF_CHUNK", 2)  # chunks of 2, 2 and 1 frames
     with torch.no_grad():
         whole = VMAF(clip_score=True)(vmaf_luma(frames), vmaf_luma(decoded)).flatten().tolist()
     assert vmaf(frames, decoded) == pytest.approx(whole, abs=1e-4)
@@ -187,7 +187,7 @@ def test_a_new_metric_is_measured_and_cached_rows_serve_fewer(dataset, tmp_path,
     both = run("--metric", "ssimulacra2", "--metric", "flip")  # flip carried over: all cached
     assert both.exit_code == 0 and jpeg_calls["n"] == 6
     assert {"ssimulacra2", "flip"} <= set(json.loads((out / "jpeg.json").read_text())["results"])
-    monkeypatch.setattr(eval_run, "metric_version", lambda name: "another version")
+    monkeypatch.setattr(bench_run, "metric_version", lambda name: "another version")
     assert run("--metric", "flip").exit_code == 0 and jpeg_calls["n"] == 8  # a new version: measured
 
 
@@ -219,7 +219,7 @@ def test_vmaf_of_a_video_run(tmp_path):
     video = SHARED / "data" / "video" / "vtest.avi"
     if not video.is_file():
         pytest.skip("no ../shared/data/video/vtest.avi")
-    if eval_codecs.make_codec("x264").unavailable():
+    if bench_codecs.make_codec("x264").unavailable():
         pytest.skip("x264 unavailable")
     out = tmp_path / "out"
     result = neco_eval(video, "-c", "x264", "-q", "20,40", "--frames", "6", "--size", "64x48",

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import psnr, smooth_image
 from neco.formats import CorruptDataError, InvalidArgumentError, NecoError, UnsupportedError
-from neco.plugins import y4m
+from neco.plugins.adapters import y4m
 
 W, H = 64, 48
 FFMPEG = shutil.which("ffmpeg")
