@@ -1,0 +1,45 @@
+"""Click options that more than one command shares, or that come as a set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from neco.plugins.adapters import y4m
+
+
+def device_option(function: Any) -> Any:
+    return click.option(
+        "--device",
+        default="cpu",
+        show_default=True,
+        metavar="DEVICE",
+        help="Where the model runs: cpu, cuda, cuda:1, ...",
+    )(function)
+
+
+def force_option(function: Any) -> Any:
+    return click.option(
+        "-y", "--force", is_flag=True, help="Overwrite OUT if it exists."
+    )(function)
+
+
+def sequence_options(function: Any) -> Any:
+    """The options of ``neco encode`` for frame sequences (raw, Y4M, video files)."""
+    options = [
+        click.option("--input-format", type=click.Choice(["auto", "rawvideo"]), default="auto", show_default=True,
+                     help="auto: Y4M by its magic, else an image, else a video file (PyAV); "
+                          "rawvideo: headerless frames (needs --size and --pix-fmt)."),
+        click.option("--size", metavar="WxH", default=None, help="Frame size of rawvideo input."),
+        click.option("--pix-fmt", type=click.Choice(list(y4m.RAW_PIX_FMTS)), default=None,
+                     help="Pixel format of rawvideo input (yuv420p: BT.601 limited range)."),
+        click.option("--rate", metavar="R", default=None,
+                     help="Frame rate (25, 29.97, 30000/1001): of rawvideo input, or overriding the input's."),
+        click.option("--frames", "frame_range", metavar="START:STOP", default=None,
+                     help="Code only frames START (from 0) to STOP (exclusive) of a frame sequence."),
+        click.option("--scale", metavar="WxH", default=None, help="Resize the frames of a frame sequence."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
