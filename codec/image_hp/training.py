@@ -1,47 +1,44 @@
-"""Train the image-hp model on ../shared/data/train (never Kodak); resumable, loggable.
+"""Training of the image-hp model on a folder of photos (tools/train_image.py is its command line).
 
-    python tools/train_image.py --steps 20000            # runs / resumes from the checkpoint
-    python tools/train_image.py --export                 # writes codec/weights/<id>.safetensors
-    python tools/train_image.py --export --checkpoint tools/checkpoints/image-hp-best.pt
-    nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
-
-The checkpoint (model, its moving average, optimizer, step) is written atomically every --save-every
+The checkpoint (model, its moving average, optimizer, step) is written atomically every save_every
 steps and when Ctrl-C or SIGTERM stops the run, so an interrupted run continues where it stopped.
-Without a checkpoint, training starts from the shipped weights when they exist (sessions do not keep
-machines; the shipped file is the weights-only checkpoint that carries training across sessions).
+Without a checkpoint, training starts from shipped weights (starting_weights): sessions do not keep
+machines, and the shipped file is the weights-only checkpoint that carries training across them.
 Each sample of a batch draws its own rate level; the loss is bits/pixel + lambda * 255^2 * MSE (x in
 [0, 1]), each sample's divided by its level's running mean (balance_levels). Four training photos
 are held out for validation (logged RD) of two averages of the weights (EMA_DECAY, SLOW_EMA_DECAY);
-the average with the lowest validation loss is kept in <checkpoint>-best.pt (a session that starts
-from the shipped weights validates them first: the best must beat them). Export writes the average.
+the average with the lowest validation loss is kept in <checkpoint>-best.pt (a run that starts
+from shipped weights validates them first: the best must beat them). Export writes the average
+under a model id that is not released (registry.export refuses released ones).
 
 Phases: soft (the default: rates of noisy latents, everything learns), then optionally
---entropy (only the hyperprior and context model learn, on the rate alone) and --hard (the
+entropy (only the hyperprior and context model learn, on the rate alone) and hard (the
 decoder side and entropy models learn on the rate of the rounded latents). Each new phase
 starts from the average weights with a fresh optimizer.
+
+Measurements behind the defaults and the experiments tried and dropped: docs/RECORD.md.
 """
 
-import argparse
 import copy
+from dataclasses import dataclass
 import math
 import os
 from pathlib import Path
 import random
+import re
 import signal
-import sys
 import time
 
 import numpy as np
 from PIL import Image
 import torch
 
-from neco.codec.image_model import (FAST_PARAMETERS, ImageModel, ImageModelConfig, model_from_frozen, rd_cost,
-                                    with_channel_groups, with_lambdas)
-from neco.codec import registry
+from .. import registry
+from . import FAMILY
+from .model import (FAST_PARAMETERS, ImageModel, ImageModelConfig, frozen_tensors, model_from_frozen, rd_cost,
+                    with_channel_groups, with_lambdas)
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "train"
-HOLDOUT = 4
+HOLDOUT = 4  # the last photos of the data folder, by name, validate and are never trained on
 FAST_LR_SCALE = 10.0  # learning-rate multiplier of FAST_PARAMETERS (gains, z scale positions, post-filter)
 # What --hard freezes: everything that decides the latents (the encoder side).
 ENCODER_SIDE = ("g_a", "h_a", "log_gain", "log_hyper_gain")
@@ -90,12 +87,8 @@ def batch_parts(levels: int, batch: int, crop: int, low_levels: int, low_crop: i
     `crop`^2 for all levels, or, with `low_levels`, one crop of `low_crop`^2 for each of the
     `low_levels` lowest levels and the `batch` crops for the rest.
 
-    Why split: crop size trades the low levels against the high ones. From the 254.5k weights,
-    2,500 steps of 16x192^2 (against the 4x384^2 before) lowered the rate at equal PSNR of the
-    top three levels by 1.7-3.6 % and raised it at levels 0-5 by 0.4-2.8 % (holdout); the
-    session before, 2x384^2 after 4x256^2 gained 1.3 % at the low levels and lost 0.9 % at the
-    high ones. The low levels code z at 1/64 resolution and lean on the hyperprior, whose
-    view of a 192^2 crop is 3x3 positions, mostly border."""
+    Why split: small crops favour the high levels, large ones the low levels, which lean on the
+    hyperprior, whose view of a 192^2 crop is 3x3 positions, mostly border (docs/RECORD.md)."""
     if not low_levels:
         return [(crop, batch, range(levels))]
     return [(low_crop, low_levels, range(low_levels)), (crop, batch, range(low_levels, levels))]
@@ -153,8 +146,7 @@ BENCH_WARMUP = 5
 EMA_DECAY = 0.998
 # A slower average (~2,000-step horizon), validated beside it (`validate slow step` lines); the
 # best of either is kept. Where a constant learning rate leaves the iterates drifting, the
-# longer average is steadier: from the 254.5k weights (16x192^2 at 5e-5), its holdout BD-rate
-# was 0.06-0.49 % better than the 0.998 average's at each of the 11 validations to step 5,500.
+# longer average is steadier (docs/RECORD.md).
 SLOW_EMA_DECAY = 0.9995
 # Horizon of the per-level running mean of the loss (see balance_levels), in observations.
 LEVEL_LOSS_DECAY = 0.99
@@ -201,11 +193,8 @@ def train_only_entropy_models(model: ImageModel) -> None:
     """Set up --entropy training: only ENTROPY_MODELS learn, on the rate alone; the transforms
     and the latent gains stay, so the latents y and their reconstruction do not change (up to
     the means' share in rounding) and no synthesis runs. A step then costs a fraction of a full
-    one and affords larger batches. Measured: after a decayed soft run, 1,000 steps of 16 crops
-    of 256² (~0.33 s each) took the holdout BD-rate from -1.98 to -2.69 % (vs the run's starting
-    weights), where joint training at that stage gains ~0.07 % per 1,000 steps of 4 crops of
-    192²; an experiment on cached analysis outputs saturated at the same ~-0.7 %, and with the
-    hyper-decoder's upsampled layers doubled (64 -> 128 channels) gained no more."""
+    one and affords larger batches; at the end of a soft run it gains far more per step than
+    joint training (docs/RECORD.md)."""
     for name, param in model.named_parameters():
         param.requires_grad_(name.split(".")[0] in ENTROPY_MODELS)
 
@@ -318,113 +307,124 @@ def sample_losses(model, x, level, lambdas, phase: str, dtype) -> tuple[torch.Te
     return rd_cost(bpp, mse, lambdas[level]), bpp
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-id", default="image-hp-v1")
-    p.add_argument("--steps", type=int, default=20000, help="total planned steps (sets the LR decay)")
-    # Per CPU-second, batches of 4 trained faster than 8 (holdout BD-rate -2.4 % in 1,500 steps
-    # of 4 vs -2.0 % in 1,000 of 8, 0.23 vs 0.46 s/step) and as fast as 2 (whose high levels lagged)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--crop", type=int, default=192)
-    p.add_argument("--low-levels", type=int, default=0,
-                   help="train the N lowest rate levels on one --low-crop crop each per step, the "
-                        "--batch crops on the other levels (see batch_parts)")
-    p.add_argument("--low-crop", type=int, default=384)
-    # On a GPU, 6,000 steps of 88 crops of 256^2 from the 262.5k weights gained 1.9 % holdout
-    # BD-rate, twice the gain per trained pixel of the CPU's 16x192^2 steps: larger batches pay.
-    p.add_argument("--accumulate", type=int, default=1,
-                   help="average the gradients of this many batches per optimizer step (a larger "
-                        "effective batch in the same memory)")
-    # 3e-4 trained faster early on but by step 5.6k its iterates were noisy: validation loss 3.88
-    # (raw weights) vs 3.06 (their average); after 300 steps at 1e-4: 2.98 raw, 2.90 averaged.
-    # At step 16.5k (batch 4), 1,000 steps at 2e-4 gained -0.3 % BD-rate, at 1e-4 -0.8 %.
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--data", type=Path, default=DATA,
-                   help="folder of training photos (PNG; the last HOLDOUT by name validate)")
-    p.add_argument("--bf16", action="store_true",
-                   help="analysis and synthesis transforms in bfloat16 (~3x faster on CPUs with AMX; "
-                        "rates and the probability path stay float32)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the transforms (measured 0.22 vs 0.25 s/step on CPU; ~40 s to compile)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (0 = adapt: all cores, one fewer while other work loads the machine)")
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "tools" / "checkpoints" / "image-hp.pt")
-    p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--validate-every", type=int, default=500)
-    p.add_argument("--from-scratch", action="store_true", help="ignore the shipped weights")
-    later_phase = p.add_mutually_exclusive_group()  # one phase per run
-    later_phase.add_argument("--hard", action="store_true",
-                             help="train the decoder side and the entropy models on the coded rate of the rounded "
-                                  "latents, the encoder side frozen (soft then hard, Guo et al. 2021): the noisy "
-                                  "training rate charges ~0.15 bits for every latent that is always zero")
-    later_phase.add_argument("--entropy", action="store_true",
-                             help="train only the entropy models (hyperprior, context model) on the rate alone, the "
-                                  "transforms frozen: no synthesis runs, so larger batches pay (e.g. --batch 16 "
-                                  "--crop 256); at the end of a soft run, before --hard")
-    p.add_argument("--export", action="store_true", help="write the shipped weights and exit")
-    p.add_argument("--bench", type=int, default=0,
-                   help="time this many steps (after BENCH_WARMUP untimed ones: compilation) and exit")
-    p.add_argument("--channels", type=int, default=ImageModelConfig.channels)
-    # Growing a trained image-hp-v1 from 192 to 320 channels of y (its top levels are capped by
-    # the 192: unquantized latents give 37.1 dB on held-out 046, a generic 192-dimension linear
-    # transform 36.8) did not pay off within a session at lr 1e-4: the new channels stayed zero,
-    # or, started alive with their rows fitted alone first, cost +0.57 bpp for +0.08 dB at the
-    # top level after 1,900 steps. The procedure is in commit fcf62b9.
-    p.add_argument("--latent-channels", type=int, default=ImageModelConfig.latent_channels)
-    p.add_argument("--lambdas", type=lambda v: tuple(float(x) for x in v.split(",")),
-                   help="comma-separated rate levels, low first: a new model's, or new levels for a "
-                        "trained one (gain rows read off its tables; the optimizer restarts)")
-    # Added to the step-57.5k image-hp-v1 (16,16,32,64,64), the channel context stayed unused:
-    # after 8,800 steps its weights were ~0.0003 (the anchor block's ~0.008) and zeroing them
-    # changed the holdout BD-rate by -0.01 %; fitting them alone at lr 1e-3 (300 steps) +0.002 %.
-    # Transforms trained without it leave the groups little to predict from each other.
-    p.add_argument("--channel-groups", type=lambda v: tuple(int(x) for x in v.split(",")),
-                   help="comma-separated channel groups of y (e.g. 16,16,32,64,64): a new model's, or "
-                        "a channel context for a trained one without (starts at zero: the same "
-                        "probabilities; the optimizer restarts)")
-    args = p.parse_args()
-    phase = "hard" if args.hard else "entropy" if args.entropy else "soft"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.backends.cudnn.benchmark = True  # CUDA: fastest convolution algorithms per shape
-    cores = os.cpu_count() or 1
+@dataclass
+class Options:
+    """A training run (tools/train_image.py's options, where each is explained)."""
+    data: Path  # folder of training photos (PNG; the last HOLDOUT by name validate)
+    checkpoint: Path  # resumed when it exists; <stem>-best.pt beside it keeps the best average
+    model_id: str = "image-hp-v2"  # what export writes: never a released id
+    init: str | None = None  # shipped weights to start from without a checkpoint (None: starting_weights)
+    steps: int = 20000  # total planned steps (sets the learning-rate decay)
+    batch: int = 4
+    crop: int = 192
+    low_levels: int = 0
+    low_crop: int = 384
+    accumulate: int = 1
+    lr: float = 1e-4
+    device: str = "cpu"
+    bf16: bool = False
+    compile: bool = False
+    threads: int = 0  # 0: adapt_threads
+    save_every: int = 100
+    validate_every: int = 500
+    from_scratch: bool = False
+    hard: bool = False
+    entropy: bool = False
+    export: bool = False
+    bench: int = 0
+    channels: int = ImageModelConfig.channels
+    latent_channels: int = ImageModelConfig.latent_channels
+    lambdas: tuple[float, ...] | None = None
+    channel_groups: tuple[int, ...] | None = None
 
-    state = torch.load(args.checkpoint, weights_only=False) if args.checkpoint.exists() else None
-    predated, restructured = [], False  # parameters the checkpoint lacks; a new phase, levels or groups
-    from_shipped = False
+    @property
+    def phase(self) -> str:
+        return "hard" if self.hard else "entropy" if self.entropy else "soft"
+
+
+def newest_released() -> str | None:
+    """The released image-hp model with the highest version (`image-hp-v<N>`), if any."""
+    shipped = registry.manifest()
+    ids = [m for m in registry.released() if shipped[m].get("family") == FAMILY.name]
+    version = lambda model_id: int(m.group(1)) if (m := re.search(r"-v(\d+)$", model_id)) else 0
+    return max(ids, key=version, default=None)
+
+
+def starting_weights(opts: Options) -> str | None:
+    """The shipped model a run without a checkpoint starts from: `init` when given; else the
+    export id's own weights once exported (they carry training across sessions); else the newest
+    released model; None (a new model) for --from-scratch and --bench, or when none is shipped."""
+    if opts.bench or opts.from_scratch:
+        return None
+    if opts.init:
+        return opts.init
+    if registry.weights_path(opts.model_id).exists():
+        return opts.model_id
+    return newest_released()
+
+
+def export_weights(model_id: str, model: ImageModel) -> Path:
+    """Write a model as the shipped weights `model_id` (frozen_tensors; the manifest records their
+    digest, unreleased). Raises the registry's ModelError for a released id."""
+    model = copy.deepcopy(model).cpu()
+    return registry.export(model_id, FAMILY.name, frozen_tensors(model), model.cfg.to_json())
+
+
+def initial_model(opts: Options, state: dict | None) -> tuple[ImageModel, list[str], bool, bool]:
+    """The model a run starts from: the checkpoint `state`'s, else the shipped starting_weights,
+    else a new one; with the rate levels and channel groups `opts` asks for. Returns it, the
+    parameters the checkpoint predates, whether it was restructured (a new phase, levels or
+    groups: the averages restart) and whether it came from shipped weights."""
+    predated, restructured, from_shipped = [], False, False
+    start = None if state else starting_weights(opts)
     if state:
         cfg = ImageModelConfig.from_json(state["config"])
         model = ImageModel(cfg)
         predated = load_checkpoint_weights(model, state["model"])
         # checkpoints before the entropy phase say hard=True/False
-        if state.get("phase", "hard" if state.get("hard") else "soft") != phase:
+        if state.get("phase", "hard" if state.get("hard") else "soft") != opts.phase:
             # a new phase starts from the average weights
-            print(f"{phase} phase from step {state['step']}", flush=True)
+            print(f"{opts.phase} phase from step {state['step']}", flush=True)
             model.load_state_dict(state.get("ema", state["model"]))
             restructured = True
-    elif registry.weights_path(args.model_id).exists() and not (args.bench or args.from_scratch):
-        cfg, tensors = registry.load_tensors(args.model_id, verify=False)
+    elif start and (opts.init or registry.weights_path(start).exists()):  # a given --init must exist
+        config, tensors = registry.load_tensors(start, verify=False)
+        cfg = ImageModelConfig.from_json(config)
         model = model_from_frozen(cfg, tensors)
         from_shipped = True
-        print(f"starting from shipped weights {args.model_id}", flush=True)
+        print(f"starting from shipped weights {start}", flush=True)
     else:
-        cfg = ImageModelConfig(channels=args.channels, latent_channels=args.latent_channels,
-                               hyper_channels=args.channels, channel_groups=args.channel_groups or (),
-                               **({"lambdas": args.lambdas} if args.lambdas else {}))
+        cfg = ImageModelConfig(channels=opts.channels, latent_channels=opts.latent_channels,
+                               hyper_channels=opts.channels, channel_groups=opts.channel_groups or (),
+                               **({"lambdas": opts.lambdas} if opts.lambdas else {}))
         model = ImageModel(cfg)
-    if args.lambdas and args.lambdas != cfg.lambdas:
-        print(f"rate levels {cfg.lambdas} -> {args.lambdas}", flush=True)
-        model = with_lambdas(model, args.lambdas)
+    if opts.lambdas and opts.lambdas != cfg.lambdas:
+        print(f"rate levels {cfg.lambdas} -> {opts.lambdas}", flush=True)
+        model = with_lambdas(model, opts.lambdas)
         cfg = model.cfg
         restructured = True
-    if args.channel_groups and args.channel_groups != cfg.channel_groups:
-        print(f"channel groups {cfg.channel_groups} -> {args.channel_groups}", flush=True)
-        model = with_channel_groups(model, args.channel_groups)
-        cfg = model.cfg
+    if opts.channel_groups and opts.channel_groups != cfg.channel_groups:
+        print(f"channel groups {cfg.channel_groups} -> {opts.channel_groups}", flush=True)
+        model = with_channel_groups(model, opts.channel_groups)
         restructured = True
-    # channels-last convolutions are ~1.5x faster on CPU (oneDNN); measured 1.33 vs 2.01 s/step
-    model.to(args.device, memory_format=torch.channels_last)
+    return model, predated, restructured, from_shipped
+
+
+def train(opts: Options) -> None:
+    """Train (or, with opts.export, export the weight average and return), resuming from
+    opts.checkpoint when it exists. Raises registry's ModelError for a missing --init or a
+    released export id."""
+    phase = opts.phase
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.backends.cudnn.benchmark = True  # CUDA: fastest convolution algorithms per shape
+    cores = os.cpu_count() or 1
+
+    state = torch.load(opts.checkpoint, weights_only=False) if opts.checkpoint.exists() else None
+    model, predated, restructured, from_shipped = initial_model(opts, state)
+    cfg = model.cfg
+    # channels-last convolutions are ~1.5x faster on CPU (oneDNN)
+    model.to(opts.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
     average = resume_average(model, None if restructured else state)
     slow_average = resume_average(model, None if restructured else state, "ema_slow")
@@ -433,16 +433,15 @@ def main():
         freeze_encoder_side(model)
     elif phase == "entropy":
         train_only_entropy_models(model)
-    if args.export:
-        path = registry.export(args.model_id, average)
+    if opts.export:
+        path = export_weights(opts.model_id, average)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
         return
 
-    if args.compile:  # after the deep copy above: the average must not share compiled code
+    if opts.compile:  # after the deep copy above: the average must not share compiled code
         # Compiled code is specialised to the thread count (dynamo's global-state guard), so
-        # each switch of adapt_threads compiles anew; room for both counts' variants, where the
-        # default limit of 8 per function sent the GDNs back to eager after a few switches
-        # (0.82 instead of 0.77 s/step for the rest of the run).
+        # each switch of adapt_threads compiles anew: room for both counts' variants (the
+        # default limit of 8 per function sent the GDNs back to eager, a slower run).
         torch._dynamo.config.cache_size_limit = 64
         # two crop sizes (--low-levels): one specialised variant each, not one dynamic-shape one
         torch._dynamo.config.automatic_dynamic_shapes = False
@@ -454,69 +453,65 @@ def main():
     fast = [p for n, p in trained if n.startswith(FAST_PARAMETERS)]
     slow = [p for n, p in trained if not n.startswith(FAST_PARAMETERS)]
     opt = torch.optim.Adam([{"params": slow, "scale": 1.0},
-                            {"params": fast, "scale": FAST_LR_SCALE}], lr=args.lr)
+                            {"params": fast, "scale": FAST_LR_SCALE}], lr=opts.lr)
     fresh_optimizer = not (as_saved and "optimizer" in state)
     if not fresh_optimizer:
         opt.load_state_dict(state["optimizer"])
-    files = sorted(args.data.glob("*.png"))
-    parts = batch_parts(cfg.levels, args.batch, args.crop, args.low_levels, args.low_crop)
+    files = sorted(opts.data.glob("*.png"))
+    parts = batch_parts(cfg.levels, opts.batch, opts.crop, opts.low_levels, opts.low_crop)
     all_images = load_images(files[:-HOLDOUT])
     train_images = {crop: large_enough(all_images, crop) for crop, _, _ in parts}
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
     rng = random.Random(step)
-    lambdas = torch.tensor(cfg.lambdas, device=args.device)
+    lambdas = torch.tensor(cfg.lambdas, device=opts.device)
     # weights of the lowest validation loss so far (training is noisy; export the best)
-    best_path = args.checkpoint.with_name(args.checkpoint.stem + "-best.pt")
+    best_path = opts.checkpoint.with_name(opts.checkpoint.stem + "-best.pt")
     best = torch.load(best_path, weights_only=False) if best_path.exists() else None
     best_loss = best["val_loss"] if best and best["config"] == cfg.to_json() else math.inf
     # running mean loss per level (balance_levels); NaN until a level is seen
     resumed = as_saved and "level_loss" in state
-    level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=args.device)
+    level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=opts.device)
     if from_shipped:
         # the starting weights' curve: the reference a session's validation lines are compared
         # against (tools/validation_bd.py ... 0), and the loss the best average must beat
-        best_loss = min(best_loss, log_validation(average, val_images, args.device, step))
+        best_loss = min(best_loss, log_validation(average, val_images, opts.device, step))
     t0, log = time.time(), []
     first_step = step
-    dtype = torch.bfloat16 if args.bf16 else None
+    dtype = torch.bfloat16 if opts.bf16 else None
     stop = stop_on_signals()
-    while step < args.steps and not stop:
+    while step < opts.steps and not stop:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, first_step, args.steps, fresh_optimizer) * g["scale"]
+            g["lr"] = lr_at(step, opts.lr, first_step, opts.steps, fresh_optimizer) * g["scale"]
         opt.zero_grad()
-        batches = [draw_batch(parts, train_images, rng, args.device) for _ in range(args.accumulate)]
+        batches = [draw_batch(parts, train_images, rng, opts.device) for _ in range(opts.accumulate)]
         log += backward_batches(model, batches, lambdas, level_loss, phase, dtype)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         # the averages' horizons count batches: K accumulated batches per step shorten them K-fold in steps
-        update_average(average, model, EMA_DECAY ** args.accumulate)
-        update_average(slow_average, model, SLOW_EMA_DECAY ** args.accumulate)
+        update_average(average, model, EMA_DECAY ** opts.accumulate)
+        update_average(slow_average, model, SLOW_EMA_DECAY ** opts.accumulate)
         step += 1
-        if args.bench and step == first_step + BENCH_WARMUP:
+        if opts.bench and step == first_step + BENCH_WARMUP:
             bench_start = time.time()
-        if args.bench and step == first_step + BENCH_WARMUP + args.bench:
-            print(f"{(time.time() - bench_start) / args.bench:.3f} s/step over {args.bench} steps")
+        if opts.bench and step == first_step + BENCH_WARMUP + opts.bench:
+            print(f"{(time.time() - bench_start) / opts.bench:.3f} s/step over {opts.bench} steps")
             return
         if step % 20 == 0:
-            if not args.threads:
+            if not opts.threads:
                 adapt_threads(cores)
             l, b = np.mean(log, axis=0)
-            print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) * args.accumulate / len(log):.2f}s/step "
+            print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) * opts.accumulate / len(log):.2f}s/step "
                   f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
-        if step % args.save_every == 0 or step == args.steps or stop:
-            save_checkpoint(args.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
+        if step % opts.save_every == 0 or step == opts.steps or stop:
+            save_checkpoint(opts.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
                             ema=average.state_dict(), ema_slow=slow_average.state_dict(),
                             level_loss=level_loss.tolist(), phase=phase)
-        if step % args.validate_every == 0 and not stop:
+        if step % opts.validate_every == 0 and not stop:
             for avg, label in ((average, "validate"), (slow_average, "validate slow")):
-                val_loss = log_validation(avg, val_images, args.device, step, label)
+                val_loss = log_validation(avg, val_images, opts.device, step, label)
                 if val_loss < best_loss:
                     best_loss = val_loss
                     save_checkpoint(best_path, cfg, avg, step, val_loss=val_loss)
     if stop:
         print(f"stopped at step {step}, checkpoint saved", flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
