@@ -21,7 +21,7 @@ from neco.plugins.bench.metrics import psnr_rgb
 from . import frames as sequences
 from .errors import STDIO, CliError, about, display
 from .inputs import open_image, read_input, stdin
-from .options import device_option, force_option
+from .options import device_option, force_option, in_out_arguments
 from .output import check_output, write_output
 
 # Image formats a multi-frame .neco decodes to as an animation (APNG and multi-page TIFF are
@@ -51,8 +51,7 @@ def _save_format(out: str, fmt: str | None) -> str:
 
 
 @click.command()
-@click.argument("input_path", metavar="IN", type=click.Path(allow_dash=True))
-@click.argument("output_path", metavar="OUT", type=click.Path(allow_dash=True))
+@in_out_arguments
 @click.option(
     "-f",
     "--format",

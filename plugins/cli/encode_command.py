@@ -16,7 +16,7 @@ import neco
 from . import frames as sequences
 from .errors import STDIO, CliError, about, describe, display
 from .inputs import check_input, load_image, open_image, probe_image, read_input, stdin
-from .options import device_option, force_option, sequence_options
+from .options import device_option, force_option, in_out_arguments, sequence_options
 from .output import binary_output, check_output, write_output
 
 
@@ -82,8 +82,7 @@ def _encode_animation(image: Image.Image, input_path: str, output_path: str, for
 
 
 @click.command()
-@click.argument("input_path", metavar="IN", type=click.Path(allow_dash=True))
-@click.argument("output_path", metavar="OUT", type=click.Path(allow_dash=True))
+@in_out_arguments
 @click.option(
     "-q",
     "--quality",

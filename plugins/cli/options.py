@@ -9,6 +9,12 @@ import click
 from neco.plugins.adapters import y4m
 
 
+def in_out_arguments(function: Any) -> Any:
+    """IN and OUT, files or ``-`` for stdin / stdout."""
+    function = click.argument("output_path", metavar="OUT", type=click.Path(allow_dash=True))(function)
+    return click.argument("input_path", metavar="IN", type=click.Path(allow_dash=True))(function)
+
+
 def device_option(function: Any) -> Any:
     return click.option(
         "--device",
