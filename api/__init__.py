@@ -17,18 +17,15 @@ Importing neco registers the `.neco` Pillow plugin; torch and the models load on
 import builtins
 from importlib.metadata import PackageNotFoundError, version
 import io
-import itertools
 import os
 
 import numpy as np
 from PIL import Image
 
-from neco.formats import (ChunkType, CorruptDataError, InvalidArgumentError, ModelError, NecoError,
-                          PixelFormat, UnsupportedError, read_container)
-
 from neco.codec import registry
-
-from neco.plugins.adapters.pil_image import decode_image, encode_image, to_rgb_array
+from neco.formats import (ChunkType, CorruptDataError, InvalidArgumentError, ModelError, NecoError,
+                          UnsupportedError, read_container)
+from neco.plugins.adapters.pil_image import decode_image, encode_image, to_rgb_frames
 
 try:
     __version__ = version("neco")
@@ -117,13 +114,7 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
     from neco.codec.session import encode_frames as _encode_frames
     if num_frames is None and hasattr(frames, "__len__"):
         num_frames = len(frames)
-    iterator = iter(frames)
-    first = next(iterator, None)
-    if first is None:
-        raise InvalidArgumentError("no frames to encode")
-    said: set[str] = set()  # each conversion warning once for the whole sequence
-    pixels, pixel_format, _ = to_rgb_array(first, single_frame=False, said=said)  # greyscale first frame: GRAY8
-    arrays = itertools.chain([pixels], (to_rgb_array(frame, single_frame=False, said=said)[0] for frame in iterator))
+    arrays, pixel_format = to_rgb_frames(frames)
     stream = builtins.open(output, "wb") if isinstance(output, (str, os.PathLike)) else output
     try:
         return _encode_frames(arrays, stream, quality, bpp, frame_rate=frame_rate, num_frames=num_frames,

@@ -58,14 +58,12 @@ def hyper_layers(hyper_channels: int, latent_channels: int) -> tuple[ConvLayer, 
 def context_layers(latent_channels: int, channel_context: bool = False) -> tuple[ConvLayer, ...]:
     """The context network: (hyper parameters, decoded anchor latents[, decoded latents of
     earlier channel groups]) -> a correction of the parameters. Its 3x3 window around a
-    non-anchor latent holds its four anchor neighbours (see image_model.checkerboard); the
+    non-anchor latent holds its four anchor neighbours (see image_hp.model.checkerboard); the
     channel-context input (models with channel groups) adds the earlier groups' latents of the
     same pass, the same position included.
 
-    Given h, y's spatial neighbours carry little: on holdout photos the non-anchors cost only
-    0.2-8 % fewer bits than the anchors, and a larger network (a 5x5 window, which holds twelve
-    anchor neighbours, and one more hidden layer), grown from this one and trained alone for
-    1,000 steps on the coded rate, changed the holdout rate of y by -0.29 to +0.03 %."""
+    Given h, y's spatial neighbours carry little, so the network is small: a larger one did
+    not pay (docs/RECORD.md)."""
     m = latent_channels
     return (ConvLayer((4 if channel_context else 3) * m, m, relu=True), ConvLayer(m, 2 * m, relu=False, kernel=1))
 

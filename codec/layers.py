@@ -50,14 +50,9 @@ def post_filter(channels: int) -> Residual:
     """The last stage of g_s: four 3x3 convolutions at pixel resolution adding a correction to
     the deconvolution stack's output (~20 kMAC/pixel at 32 channels, ~half the stack's cost).
 
-    The stack ends in one 128-to-3 transposed convolution, a bottleneck for fine detail: on the
-    203k-step weights, this filter trained alone (everything else frozen, 1,000 steps of 4x128^2)
-    raised holdout PSNR at equal rate by 0.10 dB at a middle rate level and 0.16 dB at the top one.
-    Its last layer starts at zero, so adding it to a trained model changes nothing at first.
-    A second filter after it, trained alone on the 274.5k-step model's decoded training photos
-    (1,000 steps of 16x128^2; this one's shape, or five 48-channel layers at half resolution for
-    a 22-pixel view), raised holdout PSNR by only 0.001-0.002 dB: what the frozen synthesis gets
-    wrong is no longer what a small filter of its output can learn.
+    The stack ends in one 128-to-3 transposed convolution, a bottleneck for fine detail that this
+    filter relieves; a second filter after it did not pay (docs/RECORD.md). Its last layer starts
+    at zero, so adding it to a trained model changes nothing at first.
     """
     last = conv(channels, 3, 3, 1)
     nn.init.zeros_(last.weight)

@@ -5,7 +5,7 @@ import io
 import warnings
 
 from neco.formats import ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError, \
-    PrefixedStream
+    Kind, PrefixedStream
 
 from .session import StreamDecoder
 
@@ -35,8 +35,10 @@ class LenientReader:
         self._decoder = StreamDecoder(self.header, device)
         self._start = reader.offset  # file offset of the first chunk
         fresh = io.BytesIO()
-        ContainerWriter(fresh, dataclasses.replace(self.header, num_frames=0))  # writes the header only
-        self._head = fresh.getvalue()  # the header again, declaring no frame count: END closes a one-chunk read
+        # the header again as a stream's that declares no frame count (a still image's too): END
+        # then closes a one-chunk read
+        ContainerWriter(fresh, dataclasses.replace(self.header, kind=Kind.VIDEO, num_frames=0))  # the header only
+        self._head = fresh.getvalue()
         self.icc_profile: bytes | None = None
         self.exif: bytes | None = None
         self.lost: list[str] = []

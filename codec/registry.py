@@ -156,8 +156,7 @@ def export(model_id: str, family: str, tensors: dict, config: str) -> Path:
     entries[model_id] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                          "family": family, "released": False}
     _write_manifest(entries)
-    get_decoder.cache_clear()
-    get_encoder.cache_clear()
+    reload()
     return path
 
 
@@ -186,6 +185,12 @@ def get_encoder(model_id: str) -> FrameEncoder:
     decoder = get_decoder(model_id)
     family = family_of(model_id)
     return decoder if family is None else family.encoder(decoder)
+
+
+def reload() -> None:
+    """Forget the loaded models, so the next use reads the weights and plugins installed now."""
+    get_decoder.cache_clear()
+    get_encoder.cache_clear()
 
 
 def _load_plugin(model_id: str):

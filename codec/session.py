@@ -17,10 +17,8 @@ import io
 import itertools
 import time
 from typing import BinaryIO
-import warnings
 
 import numpy as np
-import torch
 
 from neco.formats import (ChunkType, PrefixedStream, ContainerReader, ContainerWriter, CorruptDataError, Header,
                           InvalidArgumentError, Kind, ModelError, PixelFormat, Profile, UnsupportedError,

@@ -51,14 +51,15 @@ def neco_eval(*args):
 
 
 def fixed_adaptation(seed: int = 0, exponent: int = 6):
-    """A decoder adaptation (codec/adapt.py) of pseudo-random deltas for the shipped model."""
+    """A decoder adaptation (codec/image_hp/adaptation.py) of pseudo-random deltas for the shipped model."""
     import torch
-    from neco.codec import adapt, registry
-    coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    from neco.codec import registry
+    from neco.codec.image_hp import adaptation as adaptation_mod
+    coder = registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
     gen = torch.Generator().manual_seed(seed)
-    params = dict(coder.net.g_s.named_parameters())
-    deltas = [0.05 * torch.randn(params[n].shape, generator=gen) for n in adapt.adapted_names(coder.net.g_s)]
-    return adapt.Adaptation.quantize(deltas, exponent, coder.coder)
+    params = dict(coder.decoder.net().g_s.named_parameters())
+    deltas = [0.05 * torch.randn(params[n].shape, generator=gen) for n in adaptation_mod.adapted_names(coder.decoder.net().g_s)]
+    return adaptation_mod.Adaptation.quantize(deltas, exponent, coder.coder)
 
 
 def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed: int = 0) -> bytes:
@@ -66,9 +67,9 @@ def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed
     (and the closed-form fit by keeping it), so that the file carries that very adaptation
     whatever the encoder would choose."""
     import neco
-    from neco.codec import image_codec
+    from neco.codec.image_hp import encoder
     adaptation = fixed_adaptation(seed)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
-        mp.setattr(image_codec, "fit_last_layer", lambda g_s, features, residual, lam, coder, flag_bits, base: base)
+        mp.setattr(encoder, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
+        mp.setattr(encoder, "fit_last_layer", lambda g_s, features, residual, lam, coder, flag_bits, base: base)
         return neco.encode(pixels, quality=quality, device=device, effort=1)

@@ -97,7 +97,8 @@ class Adaptation:
 def _shallow_copy(module: nn.Module) -> nn.Module:
     """A copy of a module tree with its own module and parameter dicts, sharing the tensors."""
     clone = copy.copy(module)
-    clone._modules = {name: None if child is None else _shallow_copy(child) for name, child in module._modules.items()}
+    clone._modules = {name: None if child is None else _shallow_copy(child)
+                      for name, child in module._modules.items()}
     clone._parameters = dict(module._parameters)
     return clone
 

@@ -99,10 +99,8 @@ class ImageHPDecoder:
     def synthesize(self, fn, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, height: int, width: int,
                     device) -> torch.Tensor:
         """fn (the synthesis, or a function of it) of decoded latents, in tiles, cropped to the image."""
-        # The bin centres, not the centroids: the latents within a nonzero bin lie 0.1-0.4 nearer the
-        # mean at small scales, but the synthesis has learned the centres (it trains on rounded
-        # latents); centroids from training photos lowered holdout PSNR by 0.1-0.4 dB at rate levels
-        # 5 and 10, and at level 0 on three of four photos (the fourth gained 0.09 dB).
+        # The bin centres, not the centroids: the synthesis has learned the centres (it trains on
+        # rounded latents), and centroids lowered holdout PSNR (docs/RECORD.md).
         y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
         inv_gain = interpolate_levels(self.net().log_inv_gain, rate_fx)[:, None, None]
         return _tiled(fn, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)[..., :height, :width]

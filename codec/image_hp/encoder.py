@@ -79,12 +79,8 @@ class ImageHPEncoder:
         y = y[0].double().cpu()
         coded_y = []  # (channel range, symbols, table rows) of each step, in coding order
 
-        # Plain rounding: a dead zone (rounding r - d * sign(r)) cost BD-rate on the half-size
-        # holdout photos, +0.8 % at d = 0.05, and rounding away from the mean +1.9 % at d = -0.03.
-        # Choosing each latent's rounding by its exact bits and a second-order estimate of the
-        # squared error (one synthesis gradient and a Hutchinson estimate of the diagonal of the
-        # Gauss-Newton matrix, per channel) cost +68.7 % on 512^2 holdout crops: the estimate
-        # ignores that neighbouring latents' changes add up in the pixels, and many flip at once.
+        # Plain rounding about the mean: dead zones, rounding away from the mean and a per-latent
+        # rate-distortion choice of the rounding all cost BD-rate (docs/RECORD.md).
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
             coded_y.append((channels, sym.to(torch.int64)[:, mask], index[:, mask]))
@@ -139,7 +135,7 @@ class ImageHPEncoder:
 
 
 def choose_offsets(coder: EntropyCoder, coded: list[tuple[slice, torch.Tensor, torch.Tensor]], channels: int,
-           flag_bits: int) -> TableOffsets | None:
+                   flag_bits: int) -> TableOffsets | None:
     """The offsets that code these latents in the fewest bits, counting their own symbols, their
     row byte and `flag_bits` (what setting the flag adds to the first varint), or None when no
     offsets save bits. `coded` holds (channel range, symbols (C, n), table rows (C, n)) per step."""

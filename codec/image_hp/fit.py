@@ -54,7 +54,7 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     g_s is the synthesis with `base` applied; `features` (1, C, H', W') is the input of its last
     convolution (H' >= H, W' >= W: see _normal_equations) and `residual` (1, 3, H, W) the target
     minus its output; `flag_bits` is what the adaptation's flag adds to the payload's first
-    varint (frame_fields.flag_bits). The output is linear in that layer's weight and bias, so
+    varint (payload.flag_bits). The output is linear in that layer's weight and bias, so
     the correction that best fits the residual solves a least-squares problem: a Wiener filter, as HEVC/VVC
     encoders derive their adaptive loop filter (Tsai et al. 2013, "Adaptive Loop Filtering for
     Video Coding", IEEE JSTSP 7(6)).
@@ -65,11 +65,8 @@ def fit_last_layer(g_s: nn.Module, features: torch.Tensor, residual: torch.Tenso
     cost is the exact bits plus the MSE, a quadratic form in the correction: exact for this
     linear layer, before clamping to [0, 1] and rounding to 8 bits.
 
-    More features for the layer did not pay: with the post-filter's input (3x3 windows of its
-    three channels, as if the layer also fed a linear skip) the unquantized fit gained 0.02-0.05
-    dB more than with the layer's 32 input channels alone (0.11-0.49 dB; kodim05/13/23 at quality
-    10 and 50), and 0.04-0.06 dB with that input's squares too, but quantized and coded they cost
-    BD-rate on the half-size holdout photos: +0.34 % and +0.08 %.
+    The features are the layer's own inputs: more of them (the post-filter's input, its squares)
+    cost BD-rate once quantized and coded (docs/RECORD.md).
     """
     layer = last_layer(g_s)
     gram, cross = _normal_equations(features, residual, layer.kernel_size[0])
@@ -119,8 +116,7 @@ def _columns(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
 
 
 # Sweeps of _rd_quantized's coordinate descent at most; it stops at the first that moves no
-# symbol: after 3-42 sweeps on six Kodak images at quality 0, 50 and 100, except at the finest
-# steps at quality 100, which reached this cap in 5 of the 18 encodes (on one or two steps each).
+# symbol, before this cap except at the finest steps of the top rates (docs/RECORD.md).
 RDO_SWEEPS = 50
 
 
@@ -131,9 +127,7 @@ def _rd_quantized(adaptation: Adaptation, last: tuple[int, int], start_columns: 
     quantization by coordinate descent, as video encoders choose their transform coefficients
     (Karczewicz et al. 2008, "Rate distortion optimized quantization"), here against an exact
     distortion: the quadratic form of the normal equations. Rounding the least-squares solution
-    spends bits on symbols that barely lower the error: on Kodak at effort 0 this (with steps
-    2^-2..2^-9 instead of 2^-5..2^-8) moved the RD curve by -1.38 % BD-rate, and the fit now
-    pays below quality 10 too, where the rounded one was mostly left out.
+    spends bits on symbols that barely lower the error; this saves them (docs/RECORD.md).
 
     Each sweep prices every symbol's best move at once, then makes the moves that pay, best
     first, each priced again after the moves before it. The table rows (weight, bias) are chosen
@@ -203,9 +197,9 @@ def _normal_equations(features: torch.Tensor, residual: torch.Tensor, k: int
     The patches are never unfolded: the Gram block of taps a and b sums X(q) X(q + b - a)^T over
     the pixels shifted by a, so one product per tap offset over the pixels every shift covers
     (the chunk's core), plus the few border rows and columns each shift adds, gives all k^4
-    blocks: (2k - 1)^2 instead of k^4 products of C x C per pixel (25 against 81 at k = 3; on a
-    Kodak image 0.3 instead of 1.2 s). Products are float32, as are the sums (a float64 sum took
-    28x as long); each chunk's are accumulated in float64.
+    blocks: (2k - 1)^2 instead of k^4 products of C x C per pixel (25 against 81 at k = 3).
+    Products are float32, as are the sums (float64 sums are far slower); each chunk's are
+    accumulated in float64 (docs/RECORD.md).
     """
     pad = k // 2
     height, width = residual.shape[-2:]

@@ -120,9 +120,9 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 def transform(net: nn.Module, v: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     """A pixel-side transform (g_a, g_s) under autocast to `dtype` (None: as is), back in float32.
 
-    bfloat16 convolutions run ~3x faster on CPUs with AMX (measured: 0.32 vs 0.95 s per training
-    step of 8x192^2 crops). Only pixels and encoder choices see the lower precision: rates,
-    likelihoods and the probability path stay float32 (their inputs are cast back here).
+    bfloat16 convolutions run ~3x faster on CPUs with AMX (docs/RECORD.md). Only pixels and
+    encoder choices see the lower precision: rates, likelihoods and the probability path stay
+    float32 (their inputs are cast back here).
     """
     if dtype is None:
         return net(v)

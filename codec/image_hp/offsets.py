@@ -7,15 +7,8 @@ large values wider ones. The encoder knows every symbol and every row once it ha
 latents, so it can price each channel's symbols under rows shifted by -SPAN..SPAN exactly and
 send a shift per channel (M small integers, entropy-coded with one table row; per channel the
 shift that minimizes its symbols' bits plus its own under that row) when that saves more than
-it costs (by their ideal code lengths). On Kodak at effort 0 (17 qualities) this
-lowered the mean rate by 1.0-1.4 % at quality 0-25 and 0.4-0.6 % at 50-100 (BD-rate -0.71 %),
-net of the offsets' own bits; 406 of the 408 files shrank, two grew by one byte (the coded
-words come in 32-bit units, so a few bits saved can still round up). Two sets, one for the
-anchors and one for the other latents, saved less than one (kodim01/05/09/13/17/21 at quality
-0 / 30 / 60 / 90: 0.77 / 0.39 / 0.37 / 0.27 % of y's bits against 0.99 / 0.52 / 0.43 / 0.29 %).
-The same offsets for the hyper-latents z (per channel, chosen the same way, their own bits and
-row byte counted) would save 0.16 / 0.02 / 0.01 / 0.02 / 0.08 % of the file at quality 0 / 10 /
-30 / 50 / 90 (kodim01/05/09/13/17/23, effort 0): not worth a field.
+it costs (by their ideal code lengths). One set covers all of y and none is sent for the
+hyper-latents z: two sets, or offsets for z, saved less (docs/RECORD.md).
 
 The decoder adds channel c's offset to the row of every latent symbol of channel c, clamped to
 the table: it changes which table codes a symbol, never a mean or a decoded value, so the
@@ -29,8 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..constants import NUM_SCALES, SYMBOL_MAX
+from ..constants import NUM_SCALES
 from ..entropy import EntropyCoder
+
 
 @dataclass(frozen=True)
 class TableOffsets:

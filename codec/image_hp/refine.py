@@ -1,8 +1,8 @@
 """Encoder effort: refine one image's latents for its own rate-distortion cost.
 
 Every effort first refines the hyper-latents z for the rate alone (refine_hyper_latents: no
-synthesis runs); effort 0 then codes the latents y the analysis transform gives, and image_codec
-fits the last layer's decoder adaptation in closed form at every effort. Higher efforts treat the
+synthesis runs); effort 0 then codes the latents y the analysis transform gives, and encoder.py
+fits the last layer's decoder adaptation in closed form (fit.py) at every effort. Higher efforts treat the
 latents y and hyper-latents z as free variables and minimise
 
     bits / pixels + lambda * 255^2 * MSE        (the training loss, at the coded rate position)
@@ -15,7 +15,7 @@ This closes part of the amortization gap of an encoder trained on other images.
 
 The refined latents are rounded and entropy-coded exactly as at effort 0 (the integer
 hyper-decoder picks the tables). Jointly with them, the same steps fit a decoder adaptation
-(adapt.py): small corrections to the synthesis' biases and last weight, coded in the file when
+(adaptation.py): small corrections to the synthesis' biases and last weight, coded in the file when
 they pay for their bits. A refinement that ends worse than its start (by the same cost,
 hard-rounded) is dropped.
 """
@@ -37,53 +37,31 @@ from .adaptation import Adaptation, adapted_names
 from .model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, ste_round, transform
 from .payload import ADAPTATION_FLAG, flag_bits
 
-# Optimisation steps of y and z at each effort level (effort 0 refines z alone). On holdout
-# photo 047 (384^2 crop, step-57.5k weights) 160 steps lowered the cost 2.9 % where 80 did
-# 2.1-2.5 %.
+# Optimisation steps of y and z at each effort level (effort 0 refines z alone): more steps
+# lower the cost further, at the price of time (docs/RECORD.md).
 EFFORT_STEPS = (0, 40, 160, 600)
 assert len(EFFORT_STEPS) == MAX_EFFORT + 1
 # Refinement holds the synthesis' activations for backpropagation, about 0.6 KB per pixel.
 MAX_REFINE_PIXELS = 1 << 22
-# Adam step on the latents (quantization-bin units). Measured on kodim05 with the step-33k
-# weights, hard-rounded cost after 40 steps: 0.01 gives -1.8 / -0.9 / -3.9 % at quality
-# 10 / 50 / 90; 0.03 gives +3.6 / +1.7 / -4.6 % (worse than no refinement below the top rates).
-# With the 274.5k weights (holdout 046-049, 512^2 centre crops of half-size photos, 40 steps;
-# mean change of the hard-rounded cost at quality 10 / 40 / 70 / 95): 0.01 gives -4.2 / -2.6 /
-# -3.2 / -7.0 %, 0.02 -3.8 / -1.8 / -3.1 / -8.5 %; a cosine decay from 0.02 -4.3 / -2.2 / -2.8 /
-# -7.4 %, from 0.03 -3.2 / -1.7 / -2.7 / -8.4 %. At quality 80 / 90 / 100 (same crops): 0.01 -4.6 /
-# -6.2 / -7.8 %, 0.015 -4.8 / -7.1 / -9.1 %, 0.02 -4.8 / -7.3 / -10.4 %, 0.03 -4.3 / -7.3 / -11.1 %
-# (0.02 and 0.03 without 049 at 100). So the step is 0.01 up to rate level 7 (quality 70) and
-# grows 3x over the three levels above it (see step_size).
+# Adam step on the latents (quantization-bin units): 0.01 up to rate level 7 (quality 70), growing
+# 3x over the three levels above it, where larger moves pay (see step_size; docs/RECORD.md).
 LEARNING_RATE = 0.01
 STEP_GROWTH_FROM_LEVEL, STEP_GROWTH_PER_LEVEL = 7, 3 ** (1 / 3)
-# SGA's temperature falls geometrically from TAU_START to TAU_END over the steps. With the 274.5k
-# weights (holdout 046-049, 512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95),
-# BD-rate against an end of 0.05 at effort 1: end 0.1 -0.77 %, 0.15 -0.87 % (-0.58 to -1.0 % per
-# photo), 0.3 -0.08 %; start 0.3 / end 0.1 -0.44 %, 0.7 / 0.15 -0.57 %, 1.0 / 0.05 +0.30 %. At
-# effort 2 an end of 0.15 gave -1.29 % (-0.89 to -1.51 % per photo).
+# SGA's temperature falls geometrically from TAU_START to TAU_END over the steps; these ends gave
+# the lowest BD-rate of those tried (docs/RECORD.md).
 TAU_START, TAU_END = 0.5, 0.15
-# The refinement of z alone at every effort (refine_hyper_latents): Adam steps and their size. On the
-# half-size holdout photos 046-049 (qualities 0, 10, 25, 45, 70, 100; 274.5k weights), BD-rate
-# against the analysed z: 10 steps of 0.04 -1.48 % (-0.48 to -3.54 % per photo), 20 of 0.03
-# -1.90 %, 20 of 0.04 -1.97 % (-0.65 to -4.93 %), 30 of 0.03 -2.20 %. Each step costs ~0.05 s
-# on a Kodak image (one thread): 20 steps took effort 0 from 2.75-3.09 to 3.81-4.19 s per
-# image, 30 to 4.30-4.64 s, too near the 5 s that effort 0 must stay under. Once the fit's Gram
-# matrix got cheaper (effort 0 ~0.9 s faster), 35 steps of 0.04 gained only -0.06 % against 20
-# (same photos; -0.33 to +0.93 % per photo), so the time was not spent on them. Started from the
-# refined z, effort 1 saved a further 0.58 % (holdout 512^2 crops, quality 10 / 40 / 70 / 95).
+# The refinement of z alone at every effort (refine_hyper_latents): Adam steps and their size, as
+# many as keep effort 0 under its 5 s per Kodak image; more gained little (docs/RECORD.md).
 HYPER_STEPS, HYPER_LEARNING_RATE = 20, 0.04
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
-# Adam step on the decoder adaptation's deltas (adapt.py). Effort 1 on holdout 046 and 048
-# (512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95), BD-rate against effort 1
-# without adaptation: 5e-4 -2.2 / -4.7 %, 1e-3 -2.9 / -4.9 %, 3e-3 -1.7 / -4.6 %.
+# Adam step on the decoder adaptation's deltas (adaptation.py), the best of those tried
+# (docs/RECORD.md).
 ADAPTATION_LEARNING_RATE = 1e-3
 
 # Step exponents (step 2^-e) of the adaptation refinement fits, each compared by a synthesis.
 STEP_EXPONENTS = (5, 6, 7, 8)
-# Weight of rate_proxy in the fit (coded bits per proxy bit). Effort 1 on holdout 046 / 047 /
-# 048 (512^2 centre crops of half-size photos, quality 10 / 40 / 70 / 95), BD-rate against effort
-# 1 without adaptation: no rate term -2.9 / -0.41 / -4.9 %, weight 1 -3.5 / - / -5.4 %, 2 -3.6 /
-# -0.95 / -5.6 %, 4 -3.4 / - / -5.5 %.
+# Weight of rate_proxy in the fit (coded bits per proxy bit), the best of those tried
+# (docs/RECORD.md).
 RATE_PROXY_WEIGHT = 2.0
 # Progress lines (logging, INFO) per refinement: long efforts take minutes.
 PROGRESS_REPORTS = 4
@@ -94,9 +72,8 @@ log = logging.getLogger(__name__)
 def synthesis_dtype(device: torch.device) -> torch.dtype | None:
     """bfloat16 for the synthesis during refinement on CPUs with native bfloat16 dot products
     (AVX512-BF16 or AMX, through oneDNN), else float32 (None): emulated bfloat16 would be
-    slower. Measured on an AVX512-BF16 CPU (80 steps, 384^2 crop, 1 thread): 16 s vs 29-41 s
-    in float32, the same cost reduction. Only the encoder's choice of latents sees it; on other
-    machines each effort level takes about twice as long."""
+    slower. Only the encoder's choice of latents sees it; on other machines each effort level
+    takes about twice as long, for the same cost reduction (docs/RECORD.md)."""
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
         getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return torch.bfloat16 if device.type == "cpu" and native and torch.backends.mkldnn.is_available() else None
@@ -112,11 +89,7 @@ def lambda_at(lambdas: tuple[float, ...], rate_fx: int, frac_bits: int) -> float
 
 
 # The encoder weighs distortion by the slope of the codec's own rate-distortion curve, not by the
-# lambda a level was trained at: on the effort-0 curves (274.5k weights) the slope between
-# neighbouring qualities is 1.3-1.5 x lambda up to quality 65 (Kodak and holdout alike), 1.0-1.2 x
-# above 80. At 1.5 x the closed-form fit gained BD-rate -0.36 % on the full-size holdout (2.5 x:
-# -0.37 %), and refinement (effort 1, holdout 512^2 crops, with the fit at 1.5 x) a further
-# -0.28 / -0.44 / -0.10 / -0.43 % on 046-049.
+# lambda a level was trained at: that slope is 1.0-1.5 x lambda, and 1.5 x paid (docs/RECORD.md).
 SLOPE_SCALE = 1.5
 
 
@@ -185,10 +158,8 @@ def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
 
     Forward hooks add each delta's share to its convolution's output: a bias delta as is, a
     weight delta as the convolution of the input by it (convolution is linear in its weight).
-    Moving the parameters themselves (torch.func.functional_call) made each refinement step
-    ~60 % slower (kodim05, one thread: 1.76-1.95 s against 1.12-1.41 s): a convolution whose
-    bias needs a gradient also computes its weight's. The hooks cost 4-9 % (0.97-1.01 s against
-    0.93-0.94 s).
+    Moving the parameters themselves (torch.func.functional_call) is much slower: a convolution
+    whose bias needs a gradient also computes its weight's (docs/RECORD.md).
     """
     modules = dict(g_s.named_modules())
 
@@ -247,7 +218,7 @@ class _Cost:
     def __call__(self, y: torch.Tensor, z: torch.Tensor, quantize, deltas: list[torch.Tensor] | None = None
                  ) -> torch.Tensor:
         """The cost of latents (y, z) rounded by `quantize`, the synthesis' adapted parameters
-        moved by `deltas` (adapt.py; None: as shipped)."""
+        moved by `deltas` (adaptation.py; None: as shipped)."""
         bits, y_hat = self.rate.coded_bits(y, quantize(z), quantize)
         with adapted_forward(self.net.g_s, deltas) if deltas is not None else nullcontext(self.net.g_s) as g_s:
             x_hat = transform(g_s, y_hat * self.inv_gain, self.dtype)[..., :self.x.shape[-2], :self.x.shape[-1]]
@@ -258,7 +229,7 @@ def refine_latents(net: ImageModel, x: torch.Tensor, y: torch.Tensor, z: torch.T
                    effort: int, lambdas: tuple[float, ...], frac_bits: int, coder: EntropyCoder, seed: int = 0
                    ) -> tuple[torch.Tensor, torch.Tensor, Adaptation | None]:
     """Refined (y, z) for image x (1,3,H,W in [0,1]) at a rate position, and the decoder
-    adaptation fitted with them (adapt.py; None when it does not pay for its bits).
+    adaptation fitted with them (adaptation.py; None when it does not pay for its bits).
 
     Of the start, the refined latents, and the refined latents with the adaptation quantized at
     each step of STEP_EXPONENTS (its bits counted), the one with the lowest hard-rounded cost is
@@ -306,15 +277,12 @@ def refine_hyper_latents(net: ImageModel, y: torch.Tensor, z: torch.Tensor, rate
 
     The hyper-analysis was trained on noisy rates and is amortized over many images; a few SGA
     steps (as in refine_latents, on z alone) find hyper-latents whose tables fit this image's y
-    better. z moves y's means, so its rounding, and so its pixels a little (holdout photos, 10
-    steps: -1.1 % rate and +0.01 dB at equal quality). Each step prices y under h_s's parameters
-    plus the context model's correction held at its value for the analysed z: given h, the
-    context model moves a latent's parameters little (it saves 0.2-8 % of the bits), and
-    skipping its two passes leaves the hyper-decoder as a step's cost, ~0.05 s on a Kodak image
-    against ~0.12 s with them. Returns the analysed z where the refined one would cost more
-    bits (priced with the context model's two passes). Training the hyper-analysis itself on the
-    coded rate instead (everything else frozen, 16 crops of 256^2 per step, lr 3e-4) gained
-    little: holdout BD-rate -0.28 % after 400 steps, +0.06 % after 600.
+    better. z moves y's means, so its rounding, and so its pixels a little. Each step prices y
+    under h_s's parameters plus the context model's correction held at its value for the
+    analysed z: given h, the context model moves a latent's parameters little, and skipping its
+    two passes leaves the hyper-decoder as a step's cost, under half of a step with them
+    (docs/RECORD.md). Returns the analysed z where the refined one would cost more bits (priced
+    with the context model's two passes).
     """
     rate = _Rate(net, rate_fx)
     with torch.no_grad():
@@ -331,7 +299,7 @@ def refine_hyper_latents(net: ImageModel, y: torch.Tensor, z: torch.Tensor, rate
         return rate.bits(ste_round(y - mean) + mean, mean, t, z_hat)
 
     # Adam (Kingma & Ba 2015, with torch's defaults) written out: a process's first torch.optim
-    # optimizer imports torch._dynamo, 1.2-1.5 s, a third of what an effort-0 encode takes.
+    # optimizer imports torch._dynamo, a large share of an effort-0 encode's time (docs/RECORD.md).
     refined, moment, square = z.clone(), torch.zeros_like(z), torch.zeros_like(z)
     with _seeded(seed), torch.enable_grad():
         for step in range(1, HYPER_STEPS + 1):

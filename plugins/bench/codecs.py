@@ -287,20 +287,18 @@ class NecoCodec(Codec):
 
     def find_quality(self, original: np.ndarray, target_bpp: float) -> float:
         """neco's own rate search (``neco.encode(bpp=...)``: one analysis, many codings), read
-        back as a quality from the rate position that opens the FRAME payload (FORMAT.md)."""
+        back as a quality from the FRAME's rate level (`neco.info`)."""
         import warnings
 
         import neco
         from neco.codec import registry
-        from neco.codec.frame_fields import read_rate_position
-        from neco.formats import ChunkType, read_container
+        from neco.codec.constants import RATE_FRAC_BITS
         with warnings.catch_warnings():  # an unreachable target: the row's bpp shows how far
             warnings.simplefilter("ignore")
             data = neco.encode(original, bpp=target_bpp, model=self._model(), device=self.config["device"],
                                effort=self.config["effort"])
-        payload = next(c.payload for c in read_container(data).chunks if c.type == ChunkType.FRAME)
-        rate_fx = read_rate_position(payload)[0]
-        return 100 * rate_fx / registry.get_model(self._model()).max_rate_fx
+        rate_level = next(chunk["rate_level"] for chunk in neco.info(data)["chunks"] if chunk["type"] == "FRAME")
+        return 100 * rate_level * (1 << RATE_FRAC_BITS) / registry.get_decoder(self._model()).max_rate_fx
 
     def decode(self, data: bytes) -> np.ndarray:
         import neco

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 import neco
-from neco.codec import image_codec, registry
+from neco.codec import registry
+from neco.codec.image_hp import decoder
 from neco.formats import read_container
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +35,7 @@ QUALITIES = (10, 90)
 def symbols_digest(data: bytes) -> str:
     container = read_container(data)
     h = container.header
-    _, z, y, mean, adaptation = registry.get_model(h.model_id).decode_latents(container.chunks[0].payload,
+    _, z, y, mean, adaptation = registry.get_decoder(h.model_id).decode_latents(container.chunks[0].payload,
                                                                             h.height, h.width)
     tensors = (z, y, mean) + (adaptation.symbols if adaptation else ())
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
@@ -45,7 +46,7 @@ def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
     torch.set_num_threads(config["threads"])
     torch.use_deterministic_algorithms(config["deterministic"])
     if config["tile"]:
-        image_codec.TILE_LATENTS = config["tile"]
+        decoder.TILE_LATENTS = config["tile"]
     capability = torch.backends.cpu.get_cpu_capability()
     assert capability == config["capability"], (capability, config["capability"])
     assert torch.get_num_threads() == config["threads"]

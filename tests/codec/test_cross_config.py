@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from conftest import photo_crop
-from neco.codec.frame_fields import read_rate_position
+from neco.codec.image_hp.payload import read_first_field
 from neco.formats import read_container
 
 WORKER = Path(__file__).with_name("cross_config_worker.py")
@@ -63,7 +63,7 @@ def _matrix(root: Path, images: dict[str, np.ndarray]) -> dict:
         encoded[enc] = _run(enc, "encode", root / enc, sorted(src.glob("*.npy")))
     files = [root / enc / f for enc in AVAILABLE for f in sorted(encoded[enc])]
     # per-image table offsets (table_offsets.py) shift table rows: some file must carry them
-    assert any(read_rate_position(read_container(f.read_bytes()).chunks[0].payload).table_offsets for f in files)
+    assert any(read_first_field(read_container(f.read_bytes()).chunks[0].payload).table_offsets for f in files)
     results = {}
     for dec in AVAILABLE:
         out = root / f"decoded-{dec}"

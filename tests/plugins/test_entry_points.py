@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import neco
 from conftest import smooth_image
 from neco.codec import registry
-from neco.codec.image_hp.model import ImageModel, ImageModelConfig
+from neco.codec.image_hp.model import ImageModel, ImageModelConfig, frozen_tensors
 from neco.formats import ModelError
 from neco.plugins.bench import codecs as bench_codecs
 from neco.plugins.cli import cli
@@ -90,14 +90,14 @@ def install_toy(path, patch) -> None:
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     patch.syspath_prepend(str(path))
     patch.delitem(sys.modules, "neco_toy_plugin", raising=False)  # imported afresh, removed after
-    registry.get_model.cache_clear()
+    registry.reload()
 
 
 @pytest.fixture
 def toy_plugin(tmp_path, monkeypatch):
     install_toy(tmp_path, monkeypatch)
     yield
-    registry.get_model.cache_clear()
+    registry.reload()
 
 
 def test_plugin_is_listed(toy_plugin):
@@ -146,16 +146,15 @@ def test_file_of_an_uninstalled_plugin_is_refused(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         install_toy(tmp_path, patch)
         data = neco.encode(smooth_image(40, 24), model="toy-zlib-v1")
-    registry.get_model.cache_clear()
+    registry.reload()
     with pytest.raises(ModelError, match="unknown model 'toy-zlib-v1'"):
         neco.decode(data)
 
 
 def test_exported_weights_are_readable_by_all_and_load_with_their_digest(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(registry, "MANIFEST", tmp_path / "MANIFEST.json")
     model = ImageModel(ImageModelConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.002, 0.03)))
-    path = registry.export("tiny-test-v1", model)
+    path = registry.export("tiny-test-v1", "image-hp", frozen_tensors(model), model.cfg.to_json())
     assert path.stat().st_mode & 0o777 == 0o644
-    cfg, tensors = registry.load_tensors("tiny-test-v1")  # verifies the recorded SHA-256
-    assert cfg == model.cfg and "cdf_tables" in tensors
+    config, tensors = registry.load_tensors("tiny-test-v1")  # verifies the recorded SHA-256
+    assert ImageModelConfig.from_json(config) == model.cfg and "cdf_tables" in tensors

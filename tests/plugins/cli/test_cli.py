@@ -292,7 +292,7 @@ def test_info(tmp_path, neco_bytes):
     assert details["size_bytes"] == len(neco_bytes)
     assert isinstance(details["weights_digest"], str) and details["chunks"]
     frame = next(chunk for chunk in details["chunks"] if chunk["type"] == "FRAME")
-    assert frame["rate_level"] == registry.get_model(details["model_id"]).rate_fx_from_quality(75) / 256
+    assert frame["rate_level"] == registry.get_encoder(details["model_id"]).rate_fx_from_quality(75) / 256
     assert frame["decoder_adaptation"] in (True, False)
 
     result = run("info", "-", input=neco_bytes)

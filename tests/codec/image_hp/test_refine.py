@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import neco
-from neco.codec import session, refine, registry
+from neco.codec import rate_control, registry, session
+from neco.codec.constants import MAX_EFFORT
+from neco.codec.image_hp import encoder, refine
 from neco.codec.constants import RATE_FRAC_BITS
 from conftest import photo_crop
 
@@ -15,7 +17,7 @@ RATE_FX = 3 << RATE_FRAC_BITS
 
 def _cost(pixels: np.ndarray, effort: int) -> tuple[float, bytes]:
     """bits/pixel + lambda * MSE (pixel levels), the objective refinement minimises."""
-    coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    coder = registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
     quality = RATE_FX / coder.max_rate_fx * 100
     data = session.encode_array(pixels, quality=quality, effort=effort).data
     out = neco.decode_array(data)
@@ -48,7 +50,7 @@ def test_the_step_grows_only_above_its_level():
     assert steps == sorted(set(steps)) and at(top) == pytest.approx(3 * refine.LEARNING_RATE)
 
 
-@pytest.mark.parametrize("effort", [-1, refine.MAX_EFFORT + 1, 1.5, "2"])
+@pytest.mark.parametrize("effort", [-1, MAX_EFFORT + 1, 1.5, "2"])
 def test_bad_effort_is_refused(effort):
     with pytest.raises(neco.InvalidArgumentError):
         session.encode_array(photo_crop(16, 16), effort=effort)
@@ -56,7 +58,7 @@ def test_bad_effort_is_refused(effort):
 
 def test_images_too_large_to_refine_fall_back_to_effort_0(monkeypatch):
     pixels = photo_crop(32, 32)
-    monkeypatch.setattr(session, "MAX_REFINE_PIXELS", 100)
+    monkeypatch.setattr(encoder, "MAX_REFINE_PIXELS", 100)
     with pytest.warns(UserWarning, match="coded at effort 0"):
         data = session.encode_array(pixels, quality=50, effort=2).data
     with warnings.catch_warnings():
@@ -67,25 +69,24 @@ def test_images_too_large_to_refine_fall_back_to_effort_0(monkeypatch):
 def test_cli_offers_every_effort_level():
     from neco.plugins.cli import encode
     option = next(p for p in encode.params if p.name == "effort")
-    assert (option.type.min, option.type.max) == (0, refine.MAX_EFFORT)
+    assert (option.type.min, option.type.max) == (0, MAX_EFFORT)
 
 
 @pytest.mark.parametrize("stage, effort", [("refine_latents", 1), ("fit_last_layer", 0)])
 def test_bpp_target_runs_the_full_coding_a_few_times(monkeypatch, stage, effort):
     """The rate search probes with one forward pass each and codes only a few candidates fully
     (refinement at effort > 0, the closed-form decoder adaptation at every effort)."""
-    from neco.codec import image_codec
     calls = []
-    original = getattr(image_codec, stage)
+    original = getattr(encoder, stage)
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(image_codec, stage, counted)
+    monkeypatch.setattr(encoder, stage, counted)
     pixels = photo_crop(96, 96, index=3)
     data = session.encode_array(pixels, bpp=1.0, effort=effort).data
-    assert 1 <= len(calls) <= session.SEARCH_ROUNDS
+    assert 1 <= len(calls) <= rate_control.SEARCH_ROUNDS
     assert 8 * len(data) / pixels[..., 0].size == pytest.approx(1.0, rel=0.1)
 
 
@@ -105,9 +106,9 @@ def test_effort_0_refines_the_hyper_latents_for_fewer_bits():
     """refine_hyper_latents moves z where that lowers the bits of (y, z), priced through both
     passes of the context model, and returns the analysed z otherwise; effort 0 uses it."""
     import torch
-    from neco.codec.image_model import interpolate_levels
-    coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
-    net = coder.net
+    from neco.codec.image_hp.model import interpolate_levels
+    coder = registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
+    net = coder.decoder.net()
     x = torch.from_numpy(photo_crop(192, 128, index=5)).permute(2, 0, 1).contiguous()
     y0 = coder.analyse(x)
     lowered = []

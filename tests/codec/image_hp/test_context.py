@@ -12,15 +12,16 @@ import torch
 
 from neco.codec import registry
 from neco.codec.constants import ACT_FRAC_BITS, ACT_MAX, RATE_FRAC_BITS
-from neco.codec.entropy import build_gaussian_tables
-from neco.codec.image_codec import FrozenImageModel
-from neco.codec.image_model import (ImageModel, ImageModelConfig, checkerboard, frozen_tensors, model_from_frozen,
+from neco.codec.image_hp.decoder import ImageHPDecoder
+from neco.codec.image_hp.encoder import ImageHPEncoder
+from neco.codec.image_hp.model import (ImageModel, ImageModelConfig, checkerboard, frozen_tensors, model_from_frozen,
                                     with_channel_groups)
 from conftest import PSNR_FLOOR, photo_crop, psnr
 
 
-def _model(context_scale: int) -> FrozenImageModel:
-    cfg, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+def _model(context_scale: int) -> ImageHPEncoder:
+    config, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    cfg = ImageModelConfig.from_json(config)
     g = torch.Generator().manual_seed(5)
     for key in [k for k in tensors if k.startswith("context_int.")]:
         if context_scale:
@@ -28,14 +29,14 @@ def _model(context_scale: int) -> FrozenImageModel:
                                          generator=g).to(tensors[key].dtype)
         else:
             tensors[key] = torch.zeros_like(tensors[key])
-    return FrozenImageModel("test", cfg, tensors, b"test")
+    return ImageHPEncoder(ImageHPDecoder("test", cfg, tensors, b"test"))
 
 
-def _round_trip(model: FrozenImageModel, pixels: np.ndarray, rate_fx: int) -> tuple[bytes, np.ndarray]:
+def _round_trip(model: ImageHPEncoder, pixels: np.ndarray, rate_fx: int) -> tuple[bytes, np.ndarray]:
     x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
     payload, _ = model.code_latents(model.analyse(x), rate_fx)
     h, w = pixels.shape[:2]
-    return payload, model.decode(payload, h, w).permute(1, 2, 0).numpy()
+    return payload, model.decoder.decode(payload, h, w).permute(1, 2, 0).numpy()
 
 
 def test_checkerboard_alternates():
@@ -54,14 +55,13 @@ def test_random_context_round_trips():
 GROUPS = (16, 16, 32, 64, 64)
 
 
-def _frozen(net) -> FrozenImageModel:
-    tensors = frozen_tensors(net)
-    tensors["cdf_tables"] = torch.from_numpy(build_gaussian_tables())
-    return FrozenImageModel("test", net.cfg, tensors, b"test")
+def _frozen(net) -> ImageHPEncoder:
+    return ImageHPEncoder(ImageHPDecoder("test", net.cfg, frozen_tensors(net), b"test"))
 
 
 def _shipped_float_model():
-    cfg, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    config, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    cfg = ImageModelConfig.from_json(config)
     return model_from_frozen(cfg, tensors)
 
 
@@ -86,7 +86,7 @@ def test_channel_groups_start_as_the_model_without_them():
     coded = []
     for coder in (_frozen(net), _frozen(with_channel_groups(net, GROUPS))):
         payload, stats = coder.code_latents(coder.analyse(x), 700)
-        coded.append((stats["cross_entropy_bits"], coder.decode_latents(payload, 80, 96)))
+        coded.append((stats["cross_entropy_bits"], coder.decoder.decode_latents(payload, 80, 96)))
     (bits, latents), (grouped_bits, grouped_latents) = coded
     assert grouped_bits == pytest.approx(bits, rel=1e-12)
     assert all(torch.equal(a, b) for a, b in zip(latents[1:4], grouped_latents[1:4]))
@@ -113,7 +113,7 @@ def test_float_twin_codes_in_the_coder_order():
     coder = _frozen(net)
     x = torch.from_numpy(photo_crop(128, 128, index=1).copy()).permute(2, 0, 1)
     payload, _ = coder.code_latents(coder.analyse(x), 5 << RATE_FRAC_BITS)
-    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, 128, 128)
+    _, _, y_sym, mean_fx, _ = coder.decoder.decode_latents(payload, 128, 128)
     with torch.no_grad():
         y = net.g_a(x[None].float() / 255) * net.log_gain[5].exp()[None, :, None, None]
         z = torch.round(net.h_a(y) * net.log_hyper_gain[5].exp()[None, :, None, None])

@@ -1,13 +1,15 @@
-"""Decoder adaptation (codec/adapt.py): coded deltas to the synthesis' biases and last weight."""
+"""Decoder adaptation (codec/image_hp/adaptation.py): coded deltas to the synthesis' biases and last weight."""
 
 import numpy as np
 import pytest
 import torch
 
 import neco
-from neco.codec import adapt, frame_fields, image_codec, refine, registry
-from neco.codec.frame_fields import read_rate_position
-from neco.codec.image_model import interpolate_levels
+from neco.codec import registry
+from neco.codec.image_hp import adaptation as adaptation_mod, encoder, fit, refine
+from neco.codec.image_hp import payload as fields
+from neco.codec.image_hp.payload import read_first_field
+from neco.codec.image_hp.model import interpolate_levels
 from neco.codec.constants import ACT_FRAC_BITS
 from neco.formats import ChunkType, encode_varint, read_container, write_container
 from conftest import encode_adapted, fixed_adaptation, photo_crop
@@ -15,7 +17,7 @@ from conftest import encode_adapted, fixed_adaptation, photo_crop
 
 @pytest.fixture(scope="module")
 def coder():
-    return registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    return registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
 
 
 def _frame(data: bytes) -> bytes:
@@ -32,8 +34,8 @@ def adapted_file(coder):
 
 
 def test_adapted_tensors_are_the_biases_then_the_last_weight(coder):
-    names = adapt.adapted_names(coder.net.g_s)
-    params = dict(coder.net.g_s.named_parameters())
+    names = adaptation_mod.adapted_names(coder.decoder.net().g_s)
+    params = dict(coder.decoder.net().g_s.named_parameters())
     assert names[-1] == "7.body.6.weight" and all(n.endswith(".bias") for n in names[:-1])
     assert [params[n].numel() for n in names] == [128, 128, 128, 3, 32, 32, 32, 3, 864]
 
@@ -48,32 +50,34 @@ def test_quantize_picks_the_cheapest_table_row(coder):
 def test_rate_proxy_tracks_the_symbols_magnitudes():
     # At step 2^-6 a delta of k steps counts log2(1 + k) bits: zero for zero, and it grows.
     deltas = [torch.tensor([0.0, 1.0, -3.0]) * 2 ** -6, torch.tensor([[7.0]]) * 2 ** -6]
-    assert float(adapt.rate_proxy(deltas)) == pytest.approx(1 + 2 + 3)
-    assert float(adapt.rate_proxy([torch.zeros(5)])) == 0
+    assert float(refine.rate_proxy(deltas)) == pytest.approx(1 + 2 + 3)
+    assert float(refine.rate_proxy([torch.zeros(5)])) == 0
 
 
 def test_adaptation_round_trips_and_moves_the_synthesis(coder, adapted_file):
     data, adaptation = adapted_file
     payload = _frame(data)
-    rate_fx, adapted, _, _ = read_rate_position(payload)
-    pos = len(encode_varint(rate_fx | frame_fields.ADAPTATION_FLAG))
-    assert adapted and payload[pos:pos + 10] == adaptation.header()
-    _, _, y_sym, mean_fx, decoded = coder.decode_latents(payload, 48, 64)
-    assert decoded.header() == adaptation.header()
+    rate_fx, adapted, _, _ = read_first_field(payload)
+    pos = len(encode_varint(rate_fx | fields.ADAPTATION_FLAG))
+    step_exponent, rows = adaptation.head()
+    assert adapted and payload[pos:pos + 10] == bytes((step_exponent, *rows))
+    assert fields.read_head(payload, len(rows)).adaptation == adaptation.head()
+    _, _, y_sym, mean_fx, decoded = coder.decoder.decode_latents(payload, 48, 64)
+    assert decoded.head() == adaptation.head()
     assert all(torch.equal(a, b) for a, b in zip(decoded.symbols, adaptation.symbols))
     # the decoder's pixels are the adapted synthesis of the decoded latents, not the shipped one
     v = ((y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
-         * interpolate_levels(coder.net.log_inv_gain, rate_fx)[:, None, None])[None]
+         * interpolate_levels(coder.decoder.net().log_inv_gain, rate_fx)[:, None, None])[None]
     with torch.no_grad():
         pixels = [(g(v)[0, :, :48, :64].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-                  for g in (adaptation.apply(coder.net.g_s), coder.net.g_s)]
+                  for g in (adaptation.apply(coder.decoder.net().g_s), coder.decoder.net().g_s)]
     out = neco.decode_array(data)
     assert np.array_equal(out, pixels[0]) and not np.array_equal(out, pixels[1])
 
 
 # The adapted files' first varint takes 3 bytes (the flag is bit 16); the block follows.
 @pytest.mark.parametrize("cut,error", [
-    (lambda p: encode_varint(read_rate_position(p)[0] | 1 << 18) + p[3:], neco.UnsupportedError),  # reserved flag
+    (lambda p: encode_varint(read_first_field(p)[0] | 1 << 18) + p[3:], neco.UnsupportedError),  # reserved flag
     (lambda p: p[:6], neco.CorruptDataError),                                   # inside the block
     (lambda p: p[:3] + b"\x00" + p[4:], neco.CorruptDataError),                 # step exponent 0
     (lambda p: p[:3] + b"\x11" + p[4:], neco.CorruptDataError),                 # step exponent 17
@@ -89,7 +93,7 @@ def test_info_shows_the_rate_field(adapted_file):
     """neco.info reads a FRAME's rate level and adaptation flag; a first field it cannot read
     (a reserved flag) leaves them out rather than failing."""
     data, _ = adapted_file
-    rate_fx = read_rate_position(_frame(data))[0]
+    rate_fx = read_first_field(_frame(data))[0]
     frame = neco.info(data)["chunks"][0]
     assert (frame["type"], frame["rate_level"], frame["decoder_adaptation"]) == ("FRAME", rate_fx / 256, True)
     reserved = _with_frame(data, encode_varint(rate_fx | 1 << 18) + _frame(data)[3:])
@@ -100,11 +104,11 @@ def test_refinement_adapts_the_decoder_where_it_pays(coder, monkeypatch):
     """On a real photo at a high rate the fitted adaptation lowers the coded cost."""
     pixels = photo_crop(192, 160, index=4)
     adapted = neco.encode(pixels, quality=95, effort=1)
-    assert read_rate_position(_frame(adapted))[1]
+    assert read_first_field(_frame(adapted))[1]
     monkeypatch.setattr(refine, "STEP_EXPONENTS", ())
-    monkeypatch.setattr(image_codec, "fit_last_layer", _no_fit)
+    monkeypatch.setattr(encoder, "fit_last_layer", _no_fit)
     plain = neco.encode(pixels, quality=95, effort=1)
-    assert not read_rate_position(_frame(plain))[1]
+    assert not read_first_field(_frame(plain))[1]
     assert _cost(coder, adapted, pixels) < 0.995 * _cost(coder, plain, pixels)
 
 
@@ -115,13 +119,13 @@ def _no_fit(g_s, features, residual, lam, coder, flag_bits, base):
 def _cost(coder, data: bytes, pixels: np.ndarray) -> float:
     """The coded cost of a file: bits per pixel + lambda * 255^2 * MSE (pixels in [0, 1])."""
     mse = np.mean((neco.decode_array(data).astype(float) - pixels) ** 2)
-    lam = refine.encoder_lambda(coder.cfg.lambdas, read_rate_position(_frame(data))[0], 8)
+    lam = refine.encoder_lambda(coder.cfg.lambdas, read_first_field(_frame(data))[0], 8)
     return 8 * len(data) / (pixels.shape[0] * pixels.shape[1]) + lam * mse
 
 
-def _decoded_adaptation(coder, data: bytes) -> adapt.Adaptation | None:
+def _decoded_adaptation(coder, data: bytes) -> adaptation_mod.Adaptation | None:
     c = read_container(data)
-    return coder.decode_latents(_frame(data), c.header.height, c.header.width)[-1]
+    return coder.decoder.decode_latents(_frame(data), c.header.height, c.header.width)[-1]
 
 
 def test_effort_0_corrects_the_last_layer_where_it_pays(coder, monkeypatch):
@@ -129,12 +133,12 @@ def test_effort_0_corrects_the_last_layer_where_it_pays(coder, monkeypatch):
     pixels = photo_crop(192, 160, index=4)
     fitted = neco.encode(pixels, quality=95)
     adaptation = _decoded_adaptation(coder, fitted)
-    names = adapt.adapted_names(coder.net.g_s)
+    names = adaptation_mod.adapted_names(coder.decoder.net().g_s)
     moved = {name for name, s in zip(names, adaptation.symbols) if s.any()}
     assert moved and moved <= {names[-1], names[-1].replace(".weight", ".bias")}
-    monkeypatch.setattr(image_codec, "fit_last_layer", _no_fit)
+    monkeypatch.setattr(encoder, "fit_last_layer", _no_fit)
     plain = neco.encode(pixels, quality=95)
-    assert not read_rate_position(_frame(plain))[1]
+    assert not read_first_field(_frame(plain))[1]
     assert _cost(coder, fitted, pixels) < 0.99 * _cost(coder, plain, pixels)
 
 
@@ -144,7 +148,7 @@ def test_the_fit_builds_on_a_refinements_adaptation_exactly(coder):
     pixels = photo_crop(192, 160, index=4)
     base = fixed_adaptation(seed=3, exponent=6)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(image_codec, "refine_latents", lambda net, x, y, z, *args: (y, z, base))
+        mp.setattr(encoder, "refine_latents", lambda net, x, y, z, *args: (y, z, base))
         fitted = neco.encode(pixels, quality=95, effort=1)
     adaptation = _decoded_adaptation(coder, fitted)
     assert adaptation.step_exponent >= base.step_exponent
@@ -165,8 +169,8 @@ def test_normal_equations_match_the_unfolded_patches(monkeypatch, extra_rows, ex
     patches = torch.nn.functional.unfold(features, 3, padding=1)[0].unflatten(1, features.shape[-2:])
     phi = torch.cat([patches[:, :13, :7].reshape(-1, 13 * 7), torch.ones(1, 13 * 7)]).double()
     for chunk_pixels in (1 << 16, 35, 15, 1):
-        monkeypatch.setattr(adapt, "FIT_PIXELS", chunk_pixels)
-        gram, cross = adapt._normal_equations(features, residual, 3)
+        monkeypatch.setattr(fit, "FIT_PIXELS", chunk_pixels)
+        gram, cross = fit._normal_equations(features, residual, 3)
         assert torch.allclose(gram, phi @ phi.T, atol=1e-4)
         assert torch.allclose(cross, phi @ residual[0].reshape(3, -1).double().T, atol=1e-4)
 
@@ -179,16 +183,16 @@ def test_the_fit_predicts_the_distortion_it_gets(coder, width, height):
     pixels = torch.from_numpy(photo_crop(width, height, index=4)).permute(2, 0, 1)
     rate_fx = coder.rate_fx_from_quality(95)
     payload, _ = coder.code_latents(coder.analyse(pixels), rate_fx)     # no pixels: no adaptation
-    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, height, width)
+    _, _, y_sym, mean_fx, _ = coder.decoder.decode_latents(payload, height, width)
     adaptation = coder._fit_adaptation(rate_fx, y_sym, mean_fx, pixels, None, "cpu")
     assert adaptation is not None
-    g_s = coder.net.g_s
+    g_s = coder.decoder.net().g_s
     features, residual = coder._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, "cpu")
     target = pixels[None].float() / 255
-    gram, cross = adapt._normal_equations(features, residual, 3)
+    gram, cross = fit._normal_equations(features, residual, 3)
     deltas = adaptation.deltas()
-    predicted = adapt.squared_error_change(gram, cross, deltas[-1], deltas[-2])
-    adapted = coder._synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, height, width, "cpu")
+    predicted = fit.squared_error_change(gram, cross, deltas[-1], deltas[-2])
+    adapted = coder.decoder.synthesize(adaptation.apply(g_s), rate_fx, y_sym, mean_fx, height, width, "cpu")
     measured = float(((adapted - target) ** 2).sum() - (residual ** 2).sum())
     assert predicted < 0 and measured == pytest.approx(predicted, rel=1e-3)
 
@@ -198,30 +202,30 @@ def test_rd_quantization_leaves_no_move_that_pays(coder, monkeypatch):
     squared-error change) below rounding's, and, given the sweeps to converge (this tiny crop's
     ill-conditioned Gram matrix needs hundreds), stops where moving any one symbol by a step or
     to zero (the table rows kept) would raise it: its running gradient stays exact."""
-    monkeypatch.setattr(adapt, "RDO_SWEEPS", 100_000)
+    monkeypatch.setattr(fit, "RDO_SWEEPS", 100_000)
     height, width = 64, 128
     pixels = torch.from_numpy(photo_crop(width, height, index=4)).permute(2, 0, 1)
     rate_fx = coder.rate_fx_from_quality(30)
     payload, _ = coder.code_latents(coder.analyse(pixels), rate_fx)
-    _, _, y_sym, mean_fx, _ = coder.decode_latents(payload, height, width)
-    g_s = coder.net.g_s
+    _, _, y_sym, mean_fx, _ = coder.decoder.decode_latents(payload, height, width)
+    g_s = coder.decoder.net().g_s
     features, residual = coder._last_layer_inputs(g_s, rate_fx, y_sym, mean_fx, pixels, "cpu")
-    gram, cross = adapt._normal_equations(features, residual, 3)
+    gram, cross = fit._normal_equations(features, residual, 3)
     kappa = 0.01 * 255 ** 2 / 3
     params = dict(g_s.named_parameters())
-    deltas = [torch.zeros(params[name].shape) for name in adapt.adapted_names(g_s)]
+    deltas = [torch.zeros(params[name].shape) for name in adaptation_mod.adapted_names(g_s)]
     solution = torch.linalg.solve(gram + 1e-3 * float(torch.diagonal(gram).mean()) * torch.eye(len(gram),
                                   dtype=gram.dtype), cross)
     deltas[-1] = solution[:-1].T.reshape(deltas[-1].shape).float()
     deltas[-2] = solution[-1].float()
-    rounded = adapt.Adaptation.quantize(deltas, 6, coder.coder)
+    rounded = adaptation_mod.Adaptation.quantize(deltas, 6, coder.coder)
 
     def cost(adaptation):
         moved = adaptation.deltas()
-        return adaptation.bits(coder.coder, 8) + kappa * adapt.squared_error_change(gram, cross, moved[-1], moved[-2])
+        return adaptation.bits(coder.coder, 8) + kappa * fit.squared_error_change(gram, cross, moved[-1], moved[-2])
 
     start = torch.zeros(len(gram), 3, dtype=torch.float64)
-    optimized = adapt._rd_quantized(rounded, (8, 7), start, gram, cross, kappa, coder.coder)
+    optimized = fit._rd_quantized(rounded, (8, 7), start, gram, cross, kappa, coder.coder)
     assert cost(optimized) < cost(rounded) - 10
     weight = optimized.symbols[-1]
     for flat in torch.randperm(weight.numel(), generator=torch.Generator().manual_seed(0))[:40]:
@@ -229,7 +233,8 @@ def test_rd_quantization_leaves_no_move_that_pays(coder, monkeypatch):
         for new in {v - 1, v + 1, 0} - {v}:
             moved = weight.clone()
             moved.view(-1)[flat] = new
-            neighbour = adapt.Adaptation(optimized.step_exponent, optimized.rows, optimized.symbols[:-1] + (moved,))
+            neighbour = adaptation_mod.Adaptation(optimized.step_exponent, optimized.rows,
+                                                  optimized.symbols[:-1] + (moved,))
             assert cost(neighbour) > cost(optimized) - 1e-6
 
 
@@ -240,9 +245,9 @@ def test_the_fit_copes_with_dead_features(coder):
     features = torch.relu(torch.randn(1, 32, 16, 16, generator=gen))
     features[:, 5:] = 0
     residual = 0.05 * torch.randn(1, 3, 16, 16, generator=gen)
-    gram, _ = adapt._normal_equations(features, residual, 3)
+    gram, _ = fit._normal_equations(features, residual, 3)
     assert torch.linalg.matrix_rank(gram) < len(gram)
-    adaptation = adapt.fit_last_layer(coder.net.g_s, features, residual, 1.0, coder.coder, 8)
+    adaptation = fit.fit_last_layer(coder.decoder.net().g_s, features, residual, 1.0, coder.coder, 8)
     assert adaptation is None or all(torch.isfinite(d).all() for d in adaptation.deltas())
 
 
@@ -250,7 +255,7 @@ def test_the_encoders_hooks_compute_the_decoders_adapted_synthesis(coder):
     adaptation = fixed_adaptation(seed=2)
     v = torch.randn(1, coder.cfg.latent_channels, 3, 4, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        with adapt.adapted_forward(coder.net.g_s, adaptation.deltas()) as hooked:
+        with refine.adapted_forward(coder.decoder.net().g_s, adaptation.deltas()) as hooked:
             encoder_view = hooked(v)
-        assert torch.allclose(encoder_view, adaptation.apply(coder.net.g_s)(v), atol=1e-5)
-        assert not torch.allclose(coder.net.g_s(v), encoder_view, atol=1e-3)  # the hooks are gone
+        assert torch.allclose(encoder_view, adaptation.apply(coder.decoder.net().g_s)(v), atol=1e-5)
+        assert not torch.allclose(coder.decoder.net().g_s(v), encoder_view, atol=1e-3)  # the hooks are gone

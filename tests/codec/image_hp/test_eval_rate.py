@@ -5,7 +5,7 @@ import torch
 
 from neco.codec import registry
 from neco.codec.constants import RATE_FRAC_BITS
-from neco.codec.image_model import model_from_frozen
+from neco.codec.image_hp.model import ImageModelConfig, model_from_frozen
 from conftest import photo_crop
 
 
@@ -16,9 +16,10 @@ def _model_bits(net, x, level: int) -> float:
 
 
 def test_eval_rate_is_the_coded_rate():
-    cfg, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    config, tensors = registry.load_tensors(registry.DEFAULT_IMAGE_MODEL)
+    cfg = ImageModelConfig.from_json(config)
     net = model_from_frozen(cfg, tensors)
-    coder = registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    coder = registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
     pixels = torch.from_numpy(photo_crop(128, 128, index=3).copy()).permute(2, 0, 1)
     x = pixels[None].float() / 255
     for level in (0, cfg.levels - 1):

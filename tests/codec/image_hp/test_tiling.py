@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import neco
-import neco.codec.image_codec as image_codec
+from neco.codec.image_hp import decoder
 from conftest import photo_crop
 
 
@@ -12,7 +12,7 @@ def test_tiled_decode_matches_whole_image(monkeypatch):
     x = photo_crop(200, 136, index=5)
     data = neco.encode(x, quality=60)
     whole = neco.decode_array(data)
-    monkeypatch.setattr(image_codec, "TILE_LATENTS", 5)  # 5x5-latent tiles: many seams
+    monkeypatch.setattr(decoder, "TILE_LATENTS", 5)  # 5x5-latent tiles: many seams
     tiled = neco.decode_array(data)
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
     retiled = neco.encode(x, quality=60)  # tiled analysis: same latents up to float noise

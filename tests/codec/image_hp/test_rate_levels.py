@@ -3,7 +3,7 @@ levels' gains along the old ones (tools/train_image.py --lambdas)."""
 
 import torch
 
-from neco.codec.image_model import ImageModel, ImageModelConfig, with_lambdas
+from neco.codec.image_hp.model import ImageModel, ImageModelConfig, with_lambdas
 
 
 def _model(lambdas):

@@ -1,4 +1,4 @@
-"""Table offsets (codec/table_offsets.py): per-image, per-channel shifts of the latents' table rows;
+"""Table offsets (codec/image_hp/offsets.py): per-image, per-channel shifts of the latents' table rows;
 the flags' and blocks' share of the payload."""
 
 import numpy as np
@@ -6,17 +6,18 @@ import pytest
 import torch
 
 import neco
-from neco.codec import image_codec, registry, table_offsets
+from neco.codec import registry
+from neco.codec.image_hp import encoder, offsets
 from neco.codec.constants import SYMBOL_MAX
 from neco.codec.session import encode_array
-from neco.codec.frame_fields import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_rate_position
+from neco.codec.image_hp.payload import ADAPTATION_FLAG, TABLE_OFFSETS_FLAG, flag_bits, read_first_field
 from neco.formats import ChunkType, encode_varint, read_container, write_container
 from conftest import photo_crop
 
 
 @pytest.fixture(scope="module")
 def coder():
-    return registry.get_model(registry.DEFAULT_IMAGE_MODEL)
+    return registry.get_encoder(registry.DEFAULT_IMAGE_MODEL)
 
 
 def _frame(data: bytes) -> bytes:
@@ -38,24 +39,24 @@ def test_offsets_narrow_and_widen_the_tables_channels_need(coder):
     large = torch.randint(-6, 7, (1, 4000), generator=gen)
     coded = [(slice(0, 2), torch.cat([zeros, large]), torch.cat([torch.full_like(zeros, 20), torch.zeros_like(large)])),
              (slice(2, 3), zeros, torch.zeros_like(zeros))]
-    offsets = table_offsets.choose(coder.coder, coded, 3, 8)
+    offsets = encoder.choose_offsets(coder.coder, coded, 3, 8)
     assert offsets is not None and offsets.offsets[0] < 0 < offsets.offsets[1] and offsets.offsets[2] == 0
     own = 8 + 8 + float(coder.coder.code_lengths[offsets.row, offsets.offsets.numpy() + SYMBOL_MAX].sum())
     assert _bits(coder, coded, offsets) + own < _bits(coder, coded, None)
     fitting = [(slice(0, 1), zeros[:, :50], torch.zeros_like(zeros[:, :50]))]
-    assert table_offsets.choose(coder.coder, fitting, 1, 8) is None
+    assert encoder.choose_offsets(coder.coder, fitting, 1, 8) is None
     # 600 zeros at row 5: narrower rows save ~12 bits, more than the offset's own symbol costs
     # but less than that plus the row byte and the flag's varint byte
     slight = [(slice(0, 1), zeros[:, :600], torch.full_like(zeros[:, :600], 5))]
-    assert table_offsets.choose(coder.coder, slight, 1, 8) is None
-    assert table_offsets.choose(coder.coder, slight, 1, -8) is not None   # were the fixed bits free
+    assert encoder.choose_offsets(coder.coder, slight, 1, 8) is None
+    assert encoder.choose_offsets(coder.coder, slight, 1, -8) is not None   # were the fixed bits free
 
 
 def test_shifted_rows_stay_in_the_table():
-    offsets = table_offsets.TableOffsets(0, torch.tensor([-5, 0, 7]))
+    shifts = offsets.TableOffsets(0, torch.tensor([-5, 0, 7]))
     rows = torch.tensor([[2, 40], [63, 0], [60, 1]])
-    assert torch.equal(offsets.shifted(slice(0, 3), rows), torch.tensor([[0, 35], [63, 0], [63, 8]]))
-    assert torch.equal(offsets.shifted(slice(1, 3), rows[1:]), torch.tensor([[63, 0], [63, 8]]))
+    assert torch.equal(shifts.shifted(slice(0, 3), rows), torch.tensor([[0, 35], [63, 0], [63, 8]]))
+    assert torch.equal(shifts.shifted(slice(1, 3), rows[1:]), torch.tensor([[63, 0], [63, 8]]))
 
 
 def test_offsets_change_the_bits_not_the_picture(coder, monkeypatch):
@@ -63,10 +64,10 @@ def test_offsets_change_the_bits_not_the_picture(coder, monkeypatch):
     them, in fewer bytes: the decoder applies the offsets the encoder chose."""
     pixels = photo_crop(320, 256, index=2)
     with_offsets = neco.encode(pixels, quality=30)
-    assert read_rate_position(_frame(with_offsets)).table_offsets
-    monkeypatch.setattr(image_codec, "choose_table_offsets", lambda *args: None)
+    assert read_first_field(_frame(with_offsets)).table_offsets
+    monkeypatch.setattr(encoder, "choose_offsets", lambda *args: None)
     without = neco.encode(pixels, quality=30)
-    assert not read_rate_position(_frame(without)).table_offsets
+    assert not read_first_field(_frame(without)).table_offsets
     assert len(with_offsets) < len(without)
     assert np.array_equal(neco.decode_array(with_offsets), neco.decode_array(without))
     assert neco.info(with_offsets)["chunks"][0]["table_offsets"] is True
@@ -76,9 +77,9 @@ def test_bad_offsets_blocks_are_refused(coder):
     """A payload that ends where the offsets' row belongs, or names a row past the table, is corrupt."""
     data = neco.encode(photo_crop(320, 256, index=2), quality=30)
     payload = _frame(data)
-    first = read_rate_position(payload)
+    first = read_first_field(payload)
     assert first.table_offsets
-    row_at = first.end + (1 + len(coder.adapted_shapes) if first.adapted else 0)
+    row_at = first.end + (1 + len(coder.decoder.adapted_shapes) if first.adapted else 0)
     header = read_container(data).header
     for bad in (payload[:row_at], payload[:row_at] + b"\x40" + payload[row_at + 1:]):
         with pytest.raises(neco.CorruptDataError):
@@ -93,7 +94,7 @@ def test_stats_count_every_coded_symbol():
     z and y: the coded words exceed it only by the ANS coder's end (its 64-bit state and the
     32-bit word granularity), not by the blocks' hundreds of bits."""
     result = encode_array(photo_crop(320, 256, index=2), quality=30)
-    first = read_rate_position(_frame(result.data))
+    first = read_first_field(_frame(result.data))
     assert first.adapted and first.table_offsets
     assert 0 <= result.stats["coded_bits"] - result.stats["cross_entropy_bits"] < 96
 
