@@ -259,3 +259,15 @@ def test_the_encoders_hooks_compute_the_decoders_adapted_synthesis(coder):
             encoder_view = hooked(v)
         assert torch.allclose(encoder_view, adaptation.apply(coder.decoder.net().g_s)(v), atol=1e-5)
         assert not torch.allclose(coder.decoder.net().g_s(v), encoder_view, atol=1e-3)  # the hooks are gone
+
+
+def test_applying_an_adaptation_copies_no_weights_and_leaves_the_model_untouched(coder):
+    g_s = coder.decoder.net().g_s
+    before = {name: p.clone() for name, p in g_s.named_parameters()}
+    adaptation = fixed_adaptation()
+    adapted = adaptation.apply(g_s)
+    moved = set(adaptation_mod.adapted_names(g_s))
+    for (name, p), (_, q) in zip(g_s.named_parameters(), adapted.named_parameters()):
+        assert (p.data_ptr() == q.data_ptr()) == (name not in moved), name   # shared unless adapted
+    assert all(torch.equal(p, before[name]) for name, p in g_s.named_parameters())
+    assert coder.decoder.net() is coder.decoder.net("cpu")   # one instance per device
