@@ -3,6 +3,7 @@ that every failure of the file surfaces as one line naming it."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -37,7 +38,7 @@ def check_input(path: str) -> None:
     if path == STDIO:
         return
     if os.path.isdir(path):
-        raise CliError(f"{click.format_filename(path)}: is a directory")
+        raise CliError(f"{click.format_filename(path)}: {os.strerror(errno.EISDIR)}")  # the OS's wording
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise CliError(f"{click.format_filename(path)}: empty file")
 

@@ -5,12 +5,17 @@
   like stdout, and needs no ``-y``; frame sequences refuse one (use ``-``).
 - Anything else is written through `neco.plugins.atomic` (temporary file in OUT's folder,
   renamed at the end; nothing left behind on failure), and an existing OUT is replaced only
-  with ``-y/--force``.
+  with ``-y/--force``. `check_output` creates that temporary file before any work, so a folder
+  that cannot be written (no permission, read-only, /proc, /sys, missing) fails at once; the
+  file is kept for the write, and removed when the command ends without writing.
+
+Every error names OUT as the user gave it, never the temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -18,6 +23,7 @@ from typing import BinaryIO
 
 import click
 
+from neco.plugins import atomic
 from neco.plugins.atomic import TargetExistsError, atomic_file, atomic_path
 
 from .errors import STDIO, CliError
@@ -48,7 +54,7 @@ def check_output(path: str, force: bool, *, streams: bool = True) -> None:
         return
     name = click.format_filename(path)
     if os.path.isdir(path):
-        raise CliError(f"{name}: is a directory")
+        raise CliError(f"{name}: {os.strerror(errno.EISDIR)}")
     if is_stream(path):
         if streams:
             return
@@ -58,9 +64,40 @@ def check_output(path: str, force: bool, *, streams: bool = True) -> None:
         raise CliError(f"{name}: not a regular file")
     if os.path.lexists(path) and not force:
         raise _exists(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CliError(f"{click.format_filename(directory)}: no such directory")
+    _reserve(path)
+
+
+# OUT (absolute) -> its temporary file, created by `check_output` and taken by the writers below.
+_reserved: dict[str, atomic.Reserved] = {}
+
+
+def _reserve(path: str) -> None:
+    """Create OUT's temporary file now (an OSError naming OUT when its folder cannot be written).
+
+    Within a command it is kept for the write and released when the command ends unused;
+    outside one (no click context) it is only a probe, removed at once.
+    """
+    key = os.path.abspath(path)
+    if key in _reserved:
+        return
+    reserved = atomic.reserve(path)
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        atomic.release(reserved)
+        return
+    _reserved[key] = reserved
+
+    def discard() -> None:
+        if _reserved.get(key) is reserved:
+            del _reserved[key]
+            atomic.release(reserved)
+
+    ctx.call_on_close(discard)
+
+
+def _take(path: str) -> atomic.Reserved | None:
+    """OUT's reserved temporary file, now owned by the caller's writer (None when there is none)."""
+    return _reserved.pop(os.path.abspath(path), None)
 
 
 @contextlib.contextmanager
@@ -81,10 +118,10 @@ def write_output(path: str, data: bytes, force: bool) -> None:
         stdout.flush()
         return
     if is_stream(path):
-        with open(path, "wb", buffering=0) as stream:
+        with atomic.naming(path), open(path, "wb", buffering=0) as stream:
             stream.write(data)
         return
-    with _refusing_to_replace(path), atomic_file(path, replace=force) as f:
+    with _refusing_to_replace(path), atomic_file(path, replace=force, reserved=_take(path)) as f:
         f.write(data)
 
 
@@ -94,12 +131,12 @@ def binary_output(path: str, force: bool) -> Iterator[BinaryIO]:
     if path == STDIO:
         yield click.open_file(STDIO, "wb")
         return
-    with _refusing_to_replace(path), atomic_file(path, replace=force) as f:
+    with _refusing_to_replace(path), atomic_file(path, replace=force, reserved=_take(path)) as f:
         yield f
 
 
 @contextlib.contextmanager
 def temporary_path(path: str, force: bool) -> Iterator[str]:
     """A temporary path for a writer that opens OUT by name (PyAV), renamed over OUT at the end."""
-    with _refusing_to_replace(path), atomic_path(path, replace=force) as tmp:
+    with _refusing_to_replace(path), atomic_path(path, replace=force, reserved=_take(path)) as tmp:
         yield tmp

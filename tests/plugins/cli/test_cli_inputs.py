@@ -522,16 +522,17 @@ def png_file(tmp_path):
 
 
 def test_output_in_missing_directory(tmp_path, png_file, recorded):
-    result = run("encode", str(png_file), str(tmp_path / "nowhere" / "out.neco"))
+    out = tmp_path / "nowhere" / "out.neco"
+    result = run("encode", str(png_file), str(out))
     assert_one_line_error(result)
-    assert "nowhere: no such directory" in result.stderr
+    assert result.stderr == f"neco: error: {out}: No such file or directory\n"  # OUT, as given
     assert "pixels" not in recorded  # refused before any work
 
 
 def test_output_is_a_directory(tmp_path, png_file, recorded):
     result = run("encode", str(png_file), str(tmp_path), "-y")
     assert_one_line_error(result)
-    assert "is a directory" in result.stderr
+    assert result.stderr == f"neco: error: {tmp_path}: Is a directory\n"
 
 
 def test_existing_output_refused_then_replaced_atomically(tmp_path, png_file, recorded, monkeypatch):
@@ -577,7 +578,7 @@ def test_disk_full_while_writing(tmp_path, png_file, recorded, monkeypatch):
     monkeypatch.setattr(os, "fdopen", FullDisk)
     result = run("encode", str(png_file), str(out), "-y")
     assert_one_line_error(result)
-    assert result.stderr == f"neco: error: {os.strerror(errno.ENOSPC)}\n"
+    assert result.stderr == f"neco: error: {out}: {os.strerror(errno.ENOSPC)}\n"  # OUT, not its temporary file
     assert out.read_bytes() == b"precious" and leftovers(tmp_path) == []
 
 
