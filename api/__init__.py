@@ -62,7 +62,12 @@ def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
 
 
 def info(data: bytes) -> dict:
-    """Facts about a `.neco` file from its container alone (no model runs)."""
+    """Facts about a `.neco` file from its container alone (no model runs).
+
+    A video adds ``frames``, the FRAME chunks actually in the file, and ``declared_frames``,
+    the count its header declares: None when the header leaves it open (a stream written
+    before its length was known, e.g. from a pipe).
+    """
     container = read_container(_as_bytes(data))
     h = container.header
     names = {int(t): t.name for t in ChunkType}
@@ -70,7 +75,8 @@ def info(data: bytes) -> dict:
     family = registry.family_of(h.model_id)   # None: a plugin's or an unknown model, its payloads opaque
     video = {}
     if h.kind.name == "VIDEO":
-        video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames}
+        video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames,
+                 "declared_frames": h.num_frames or None}
     return {
         "kind": h.kind.name.lower(),
         "width": h.width,
@@ -79,7 +85,6 @@ def info(data: bytes) -> dict:
         "profile": str(h.profile),
         "model_id": h.model_id,
         "weights_digest": h.weights_digest.hex(),
-        "num_frames": h.num_frames,
         "size_bytes": len(data),
         "bpp": 8 * len(data) / (h.width * h.height * frames),  # per frame
         **video,

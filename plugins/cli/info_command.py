@@ -34,6 +34,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _format_value(key: str, value: Any) -> str:
+    if key == "declared_frames" and value is None:
+        return "not declared (written as a stream)"
     if key == "version" and isinstance(value, (tuple, list)):
         return ".".join(map(str, value))
     if isinstance(value, (tuple, list)):
@@ -78,7 +80,11 @@ def _format_info(source: str, info: dict[str, Any]) -> str:
 @click.argument("path", metavar="FILE", type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def info(path: str, as_json: bool) -> None:
-    """Describe the .neco file FILE (no model runs)."""
+    """Describe the .neco file FILE (no model runs).
+
+    For a video, frames is the count of frames in the file and declared_frames the count its
+    header declares (not declared for a stream written from a pipe; null in --json).
+    """
     data = read_input(path)
     with about(path, "stdin"):
         details = neco.info(data)
