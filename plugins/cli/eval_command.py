@@ -29,6 +29,14 @@ skipped with a warning. They go into the JSON, the CSV and RD plots, not the BD 
 Anchors and compared curves are result files, named by path or by name in DIR or in the
 reference folder (``--references``, else ``$NECO_REFERENCES``, else
 ``../shared/reference/kodak``). Progress and warnings go to stderr, tables to stdout.
+
+A curve whose images differ from its anchor's (in count or names) is warned about and marked
+``*`` in the BD table, with a footnote (`bench.report.image_mismatch`): the reference curves
+are means over the 24 Kodak images, so a run with ``--limit`` or on other images is not
+comparable with them as it stands. ``--matching-images`` compares such a pair on the images
+both measured, which needs per-image results on both sides: the ``<codec>.csv`` that a run
+writes beside ``<codec>.json`` (so a saved run can be an anchor, ``--anchor
+results/kodak/jpeg.json``). The reference curves hold means only and stay marked.
 """
 
 from __future__ import annotations
@@ -111,7 +119,10 @@ def _codecs(specs: tuple[str, ...], points: list[float] | None, kind: str = "ima
             codec = make_codec(spec)
             if codec.kind != kind:
                 raise ValueError(_wrong_kind(codec, kind))
-            codec_points = points or list(codec.default_qualities)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'-c' / '--codec'") from exc
+        codec_points = points or list(codec.default_qualities)
+        try:
             if by_bpp:
                 if any(p <= 0 for p in codec_points):
                     raise ValueError("target bpps must be positive")
@@ -119,7 +130,7 @@ def _codecs(specs: tuple[str, ...], points: list[float] | None, kind: str = "ima
                 for q in codec_points:
                     codec.check_quality(q)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--codec' / '--quality' / '--bpp-grid'") from exc
+            raise click.BadParameter(str(exc), param_hint="'--bpp-grid'" if by_bpp else "'-q' / '--quality'") from exc
         reason = codec.unavailable()
         if reason:
             warn(f"{codec.label} unavailable: {reason}")
@@ -166,14 +177,21 @@ def _list_codecs() -> None:
 
 
 def _bd_report(curves: list[report.Curve], anchors: list[report.Curve], metric: str,
-               out_dir: Path | None) -> None:
-    """Print one BD table per anchor; save them in DIR when there is one."""
+               out_dir: Path | None, matching: bool = False) -> None:
+    """Print one BD table per anchor; save them in DIR when there is one. Curves whose images
+    differ from the anchor's are warned about (and marked in the table)."""
     texts, tables = [], {}
     for anchor in anchors:
-        rows = report.bd_table(anchor, [c for c in curves if c is not anchor], metric)
+        rows = report.bd_table(anchor, [c for c in curves if c is not anchor], metric, matching)
         texts.append(report.format_bd_table(anchor.name, metric, rows))
         tables[anchor.name] = {r["name"]: {"bd-rate": r["bd-rate"], "bd-quality": r["bd-quality"],
-                                           "note": r["note"]} for r in rows}
+                                           "note": r["note"], "images-differ": r["images"] or None,
+                                           "matched-images": r["matched"]} for r in rows}
+        for r in rows:
+            if r["images"]:
+                hint = "" if matching else " (--matching-images compares on the images both measured, " \
+                                           "where both have per-image results)"
+                warn(f"BD of {r['name']} vs {anchor.name}: {r['images']}{hint}")
     if not texts:
         return
     text = "\n\n".join(texts)
@@ -417,6 +435,10 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
 @click.option("--size", "size_text", metavar="WxH|source", default=None,
               help="Video DATASET: scale frames to WxH (even sides), or 'source' [default: 640x360].")
 @click.option("--compare", is_flag=True, help="BD tables and plots of saved RESULT files; no codec runs.")
+@click.option("--matching-images", is_flag=True,
+              help="BD tables compare a curve and an anchor that average different images on the images "
+                   "both measured, from their per-image results (<codec>.csv beside <codec>.json, as runs "
+                   "write them); reference curves hold means only and stay marked.")
 @click.option("--no-plot", is_flag=True, help="Write no RD plots.")
 @click.option("--list-codecs", is_flag=True, help="List the codecs, their versions and availability.")
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per measurement.")
@@ -424,7 +446,7 @@ def evaluate(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[s
              bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...],
              metric_names: tuple[str, ...],
              references: str | None, limit: int | None, frames: int | None, size_text: str | None,
-             compare: bool, no_plot: bool, list_codecs: bool, verbose: bool) -> None:
+             compare: bool, matching_images: bool, no_plot: bool, list_codecs: bool, verbose: bool) -> None:
     """Rate-distortion bench: measure codecs on the images of DATASET (a folder or one image),
     or on the first frames of a video file; or --compare saved results."""
     if list_codecs:
@@ -479,7 +501,7 @@ def evaluate(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[s
                 anchor_curves = curves[:1] if len(curves) > 1 else []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    _bd_report(curves, anchor_curves, metric, out)
+    _bd_report(curves, anchor_curves, metric, out, matching_images)
     if out is not None and not no_plot:
         _plots([c for c in curves if all(c is not a for a in anchor_curves)], anchor_curves, out, title)
 
