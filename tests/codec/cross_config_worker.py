@@ -9,7 +9,7 @@ device. The worker asserts what it runs on (ATEN_CPU_CAPABILITY has no effect on
 run, so each configuration needs its own process), then prints one JSON line mapping each
 file to the hash of its decoded symbols: by name after `encode`, and as DIR/NAME (its folder
 and name) after `decode`, which also saves the pixels as OUT_DIR/DIR--NAME.npy. Each image is
-also coded once with a decoder adaptation (adapt.py) of fixed pseudo-random deltas, so that
+also coded once with a decoder adaptation (image_hp/adaptation.py) of fixed pseudo-random deltas, so that
 the adapted synthesis is compared across configurations too.
 """
 

@@ -62,7 +62,7 @@ def _matrix(root: Path, images: dict[str, np.ndarray]) -> dict:
         (root / enc).mkdir()
         encoded[enc] = _run(enc, "encode", root / enc, sorted(src.glob("*.npy")))
     files = [root / enc / f for enc in AVAILABLE for f in sorted(encoded[enc])]
-    # per-image table offsets (table_offsets.py) shift table rows: some file must carry them
+    # per-image table offsets (image_hp/offsets.py) shift table rows: some file must carry them
     assert any(read_first_field(read_container(f.read_bytes()).chunks[0].payload).table_offsets for f in files)
     results = {}
     for dec in AVAILABLE:
