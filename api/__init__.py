@@ -108,12 +108,14 @@ def _frame_fields(family, payload: bytes) -> dict:
 
 def encode_frames(frames, output, quality: float | None = None, bpp: float | None = None, *,
                   frame_rate=None, num_frames: int | None = None, device: str = "cpu",
-                  model: str | None = None, effort: int = 0):
+                  model: str | None = None, effort: int = 0, progress=None):
     """Code a sequence of frames (PIL images or HxWx3 uint8 arrays, any iterable) into a
     video `.neco` at `output` (a path or a binary stream), writing each frame as it is coded.
 
     Frames are independent intra frames for now (docs/FORMAT.md section 10); frame_rate is
-    a Fraction or int (None: unknown); num_frames defaults to len(frames) when known. Returns
+    a Fraction or int (None: unknown); num_frames defaults to len(frames) when known.
+    progress: an optional callable, called after each frame is written as
+    ``progress(done, total)`` (total: num_frames, or None when unknown). Returns
     a `neco.codec.session.FramesResult` (frames, bytes_written, bpp, seconds).
     """
     from neco.codec.session import encode_frames as _encode_frames
@@ -123,7 +125,8 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
     stream = builtins.open(output, "wb") if isinstance(output, (str, os.PathLike)) else output
     try:
         return _encode_frames(arrays, stream, quality, bpp, frame_rate=frame_rate, num_frames=num_frames,
-                              pixel_format=pixel_format, device=device, model=model, effort=effort)
+                              pixel_format=pixel_format, device=device, model=model, effort=effort,
+                              progress=progress)
     finally:
         if stream is not output:
             stream.close()

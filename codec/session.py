@@ -10,7 +10,7 @@ the lenient one (lenient.py) and `decode_array`. The encoder side (rate_control.
 encoders) loads only when something is encoded.
 """
 
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from fractions import Fraction
 import io
@@ -214,11 +214,13 @@ class FrameWriter:
 def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float | None = None,
                   bpp: float | None = None, *, frame_rate: Fraction | int | None = None,
                   num_frames: int | None = None, pixel_format: PixelFormat = PixelFormat.RGB8,
-                  device: str = "cpu", model: str | None = None, effort: int = 0) -> FramesResult:
+                  device: str = "cpu", model: str | None = None, effort: int = 0,
+                  progress: Callable[[int, int | None], None] | None = None) -> FramesResult:
     """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream through a `FrameWriter`.
 
     num_frames: declared in the header; default len(frames) when it has one, else 0 (unknown,
     e.g. a pipe). frame_rate: frames per second as a Fraction or int, or None (unknown).
+    progress: called after each frame is written with (frames done, num_frames or None).
     """
     _check_rate(quality, bpp)
     check_effort(effort)
@@ -233,6 +235,8 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
                          num_frames=num_frames, pixel_format=pixel_format, device=device, model=model, effort=effort)
     for pixels in itertools.chain([first], iterator):
         writer.write(pixels)
+        if progress is not None:
+            progress(writer.frames, num_frames or None)
     return writer.close()
 
 

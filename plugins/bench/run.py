@@ -29,7 +29,6 @@ parent handles by cancelling what has not started and keeping what finishes).
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import signal
 import sys
@@ -285,51 +284,3 @@ def _store(cache: ResultCache, task: Task, row: dict) -> None:
     if "error" not in row:
         old = cache.get(task.key)
         cache.put(task.key, row if old is None else carry_metrics(old, row))
-
-
-class Progress:
-    """Progress on stderr: a redrawn status line on a terminal, plain log lines elsewhere."""
-
-    def __init__(self, total: int, echo: Callable[..., None], tty: bool) -> None:
-        self.total, self.done, self.fresh = total, 0, 0
-        self.echo, self.tty = echo, tty
-        self.start = time.monotonic()
-        self._line = ""
-
-    def advance(self, what: str, cached: bool) -> None:
-        self.done += 1
-        self.fresh += not cached
-        if self.tty:
-            self._draw(what)
-
-    def log(self, line: str) -> None:
-        if self.tty and self._line:
-            self.echo("\r\x1b[K", nl=False, err=True)
-        self.echo(line, err=True)
-        if self.tty and self._line:
-            self.echo(self._line, nl=False, err=True)
-
-    def _draw(self, what: str) -> None:
-        width = 24
-        filled = width * self.done // max(self.total, 1)
-        elapsed = time.monotonic() - self.start
-        left = self.total - self.done
-        eta = ""
-        if self.fresh and left:
-            seconds = elapsed / self.fresh * left
-            eta = f"  ~{_duration(seconds)} left"
-        self._line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  {what}{eta}"
-        self.echo("\r\x1b[K" + self._line, nl=False, err=True)
-
-    def close(self) -> None:
-        if self.tty and self._line:
-            self.echo("\r\x1b[K", nl=False, err=True)
-            self._line = ""
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -23,7 +23,9 @@ the behaviour people expect from a file tool:
   an OS error) print one line, ``neco: error: <message>``, on stderr and exit with status 1;
   Ctrl-C prints one line and exits with 130. Usage errors exit with 2, as click does.
   Anything else is a bug and keeps its traceback.
-- Progress summaries go to stderr, so stdout stays clean for data.
+- Progress and summaries go to stderr, so stdout stays clean for data: a progress bar while long
+  work runs, when stderr is a terminal (`progress`), then one summary line. ``neco -q CMD`` or
+  ``CMD --quiet`` prints neither (warnings and errors still print).
 
 This package: the group and its error handling here; one module per command (`encode_command`,
 `decode_command`, `info_command`, `eval_command`, `list_command`); `errors` (`CliError`, how
@@ -44,22 +46,29 @@ import neco
 
 from .decode_command import decode
 from .encode_command import encode
-from .errors import EXIT_INTERRUPTED, CliError, describe, warn
+from .errors import EXIT_INTERRUPTED, CliError, describe
 from .eval_command import evaluate
 from .info_command import info
 from .list_command import listing
+from .options import quiet_option
+from . import progress
 
 
 def _show_warning(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
     """Warnings (alpha dropped, a large image) as one ``neco: warning:`` line, not a source dump."""
-    warn(" ".join(str(message).split()))
+    progress.write(f"neco: warning: {' '.join(str(message).split())}")
 
 
 class _EchoHandler(logging.Handler):
-    """Library progress (e.g. long encoder efforts, logged at INFO) as ``neco: ...`` lines."""
+    """Library progress (e.g. long encoder efforts, logged at INFO): on the progress bar when one
+    is drawn, else as ``neco: ...`` lines; none with -q. Warnings always print."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"neco: {record.getMessage()}", err=True)
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            progress.write(f"neco: warning: {message}")
+        elif not progress.note(message):
+            progress.echo(f"neco: {message}")
 
 
 class _NecoGroup(click.Group):
@@ -96,6 +105,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 @click.group(cls=_NecoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@quiet_option("-q", help="No progress and no summary lines on stderr (also --quiet after encode, decode and "
+                         "eval, whose -q is --quality); warnings and errors still print.")
 @click.option(
     "--version",
     is_flag=True,
@@ -108,7 +119,7 @@ def cli() -> None:
     """neco: a neural image codec.
 
     Use "-" for stdin / stdout. Outputs are written atomically and never overwritten
-    without -y/--force.
+    without -y/--force. Long work shows progress on stderr when it is a terminal.
     """
 
 

@@ -19,9 +19,10 @@ from neco.plugins.adapters.pil_image import to_pil_image, to_rgb_array
 from neco.plugins.bench.metrics import psnr_rgb
 
 from . import frames as sequences
+from . import progress
 from .errors import STDIO, CliError, about, display
 from .inputs import open_image, read_input, stdin
-from .options import device_option, force_option, in_out_arguments
+from .options import device_option, force_option, in_out_arguments, quiet_option
 from .output import check_output, write_output
 
 # Image formats a multi-frame .neco decodes to as an animation (APNG and multi-page TIFF are
@@ -73,6 +74,7 @@ def _save_format(out: str, fmt: str | None) -> str:
                    "Default: strict, any damage is an error.")
 @device_option
 @force_option
+@quiet_option("-q")
 def decode(input_path: str, output_path: str, fmt: str | None, reference: str | None, vcodec: str,
            pix_fmt: str | None, lenient: bool, device: str, force: bool) -> None:
     """Decode the .neco file IN into the image OUT, or its frames into an animated GIF or WebP,
@@ -86,11 +88,12 @@ def decode(input_path: str, output_path: str, fmt: str | None, reference: str | 
         with contextlib.ExitStack() as stack, about(input_path, "stdin"):
             stream = stdin() if input_path == STDIO else stack.enter_context(open(input_path, "rb"))
             reader = neco.open(stream, device=device, strict=not lenient)
-            count = sequences.decode_to(target, reader, output_path, force, vcodec=vcodec, pix_fmt=pix_fmt)
+            count = sequences.decode_to(target, reader, output_path, force, vcodec=vcodec, pix_fmt=pix_fmt,
+                                        what=progress.label("decode", input_path))
         header = reader.header
         losses = f" ({len(reader.lost)} loss(es) skipped)" if lenient and reader.lost else ""
-        click.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {count} frame(s) "
-                   f"{header.width}x{header.height}{losses}, {target}, {time.perf_counter() - start:.1f} s", err=True)
+        progress.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {count} frame(s) "
+                      f"{header.width}x{header.height}{losses}, {target}, {time.perf_counter() - start:.1f} s")
         return
     save_format = _save_format(output_path, fmt)
     check_output(output_path, force)
@@ -99,7 +102,7 @@ def decode(input_path: str, output_path: str, fmt: str | None, reference: str | 
     name = display(input_path, "stdin")
     with about(input_path, "stdin"):
         if lenient:  # a damaged file has no trustworthy count before decoding
-            frames = _decoded_frames(data, device, strict=False)
+            frames = _decoded_frames(data, device, progress.label("decode", input_path), strict=False)
             count = len(frames)
         else:
             details = neco.info(data)  # no model runs: refuse early what cannot be written
@@ -109,8 +112,11 @@ def decode(input_path: str, output_path: str, fmt: str | None, reference: str | 
                            f"write an animated GIF or WebP, -f y4m, or a video (.mp4, .mkv, ...)")
         if count > 1 and reference is not None:
             raise click.UsageError("--reference applies to still images")
-        if not lenient:
-            frames = _decoded_frames(data, device) if details["kind"] == "video" else [neco.decode(data, device=device)]
+        if not lenient and details["kind"] == "video":
+            frames = _decoded_frames(data, device, progress.label("decode", input_path))
+        elif not lenient:
+            with progress.working(progress.label("decode", input_path)):
+                frames = [neco.decode(data, device=device)]
     if not frames:
         raise CliError(f"{name}: no frame could be decoded" if lenient else f"{name}: the stream holds no frame")
     image = frames[0]
@@ -122,28 +128,30 @@ def decode(input_path: str, output_path: str, fmt: str | None, reference: str | 
             options["duration"] = image.info["duration"]
         options["loop"] = 0  # neco does not store a loop count; animations loop, as GIFs usually do
     buffer = io.BytesIO()
-    image.save(buffer, format=save_format, **options)
+    with progress.working(f"write {save_format}" + (f", {len(frames)} frames" if len(frames) > 1 else "")):
+        image.save(buffer, format=save_format, **options)
     write_output(output_path, buffer.getvalue(), force)
     elapsed = time.perf_counter() - start
     width, height = image.size
     pixels = width * height * len(frames)
     several = f"{len(frames)} frames " if len(frames) > 1 else ""
-    click.echo(
+    progress.echo(
         f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: "
         f"{several}{width}x{height} {image.mode}, {len(data):,} bytes in ({8 * len(data) / pixels:.3f} bpp)"
-        f"{quality}, {save_format}, {elapsed:.1f} s",
-        err=True,
+        f"{quality}, {save_format}, {elapsed:.1f} s"
     )
 
 
-def _decoded_frames(data: bytes, device: str, strict: bool = True) -> list[Image.Image]:
-    """Every frame of a .neco as PIL images (L for greyscale files), for an image OUT.
+def _decoded_frames(data: bytes, device: str, what: str, strict: bool = True) -> list[Image.Image]:
+    """Every frame of a .neco as PIL images (L for greyscale files), for an image OUT (`what`:
+    the progress bar's label).
 
     The first carries the ICC profile, EXIF and ``duration`` (ms per frame, when the rate is
     known). strict=False: the frames a lenient reader recovers (losses are warnings).
     """
     with neco.open(data, device=device, strict=strict) as reader:
-        frames = [to_pil_image(pixels, reader.header.pixel_format) for pixels in reader]
+        frames = [to_pil_image(pixels, reader.header.pixel_format)
+                  for pixels in progress.counted(reader, what, sequences.frame_count(reader))]
         info = {"icc_profile": reader.icc_profile, "exif": reader.exif}
         if reader.header.frame_rate:
             info["duration"] = float(1000 / reader.header.frame_rate)

@@ -14,9 +14,10 @@ from PIL import Image
 import neco
 
 from . import frames as sequences
+from . import progress
 from .errors import STDIO, CliError, about, describe, display
 from .inputs import check_input, load_image, open_image, probe_image, read_input, stdin
-from .options import device_option, force_option, in_out_arguments, sequence_options
+from .options import device_option, force_option, in_out_arguments, quiet_option, sequence_options
 from .output import binary_output, check_output, write_output
 
 
@@ -73,9 +74,10 @@ def _encode_animation(image: Image.Image, input_path: str, output_path: str, for
         raise CliError(f"{name}: --frames {sequence['frame_range']} selects none of its {count} frames")
     scale = sequences.parse_size(sequence.get("scale"), "'--scale'")
     rate = sequences.parse_rate(sequence.get("rate")) or _animation_rate(image, frames, name)
-    with binary_output(output_path, force) as out, about(input_path, "stdin"):
+    with binary_output(output_path, force) as out, about(input_path, "stdin"), \
+            progress.frames(progress.label("encode", input_path), len(frames)) as report:
         result = neco.encode_frames(_animation_frames(image, frames, scale, name), out, frame_rate=rate,
-                                    num_frames=len(frames), **coding)
+                                    num_frames=len(frames), progress=report, **coding)
     shown = f" @ {rate} fps" if rate else ""
     return (f"{result.frames} of {count} frame(s) {result.width}x{result.height}{shown} ({image.format}), "
             f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes")
@@ -112,6 +114,7 @@ def _encode_animation(image: Image.Image, input_path: str, output_path: str, for
 @device_option
 @force_option
 @sequence_options
+@quiet_option()
 def encode(
     input_path: str,
     output_path: str,
@@ -152,16 +155,17 @@ def encode(
             source = sequences.open_source(input_path, sequence, stdin() if input_path == STDIO else None)
             if isinstance(source, sequences.FrameSource):
                 check_output(output_path, force, streams=False)
-                summary = sequences.encode_source(source, output_path, force, **coding)
+                summary = sequences.encode_source(source, output_path, force, what=progress.label("encode", input_path),
+                                                  **coding)
         if isinstance(source, sequences.FrameSource):
-            click.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}", err=True)
+            progress.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}")
             return
         image = open_image(input_path, read_input(input_path) if source is None else source)
     with image:  # closes the file an image from a path keeps open (all of them, for animations)
         summary = _encode_image(load_image(image, display(input_path, "stdin")), input_path, output_path, force,
                                 sequence, coding)
-    click.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}, "
-               f"{time.perf_counter() - start:.1f} s", err=True)
+    progress.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}, "
+                  f"{time.perf_counter() - start:.1f} s")
 
 
 def _encode_image(image: Image.Image, input_path: str, output_path: str, force: bool, sequence: dict[str, Any],
@@ -171,7 +175,8 @@ def _encode_image(image: Image.Image, input_path: str, output_path: str, force: 
         return _encode_animation(image, input_path, output_path, force, sequence, **coding)
     if sequence.get("frame_range") or sequence.get("scale") or sequence.get("rate"):
         raise click.UsageError("--frames, --scale and --rate apply to frame sequences, not to a still image")
-    with about(input_path, "stdin"):
+    searching = f", searching {coding['bpp']:g} bpp" if coding.get("bpp") else ""
+    with about(input_path, "stdin"), progress.working(progress.label("encode", input_path) + searching):
         data = neco.encode(image, **coding)
     write_output(output_path, data, force)
     width, height = image.size

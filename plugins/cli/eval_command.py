@@ -56,6 +56,7 @@ from neco.plugins.bench.perceptual import PERCEPTUAL
 from neco.plugins.bench.video import DEFAULT_FRAMES, DEFAULT_SIZE, find_video, is_video
 
 from .errors import EXIT_INTERRUPTED, CliError, warn
+from .options import quiet_option
 
 DEFAULT_CODECS = ("neco",)
 DEFAULT_VIDEO_CODECS = ("x264", "x265", "svtav1", "vp9")
@@ -244,7 +245,9 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
          verbose: bool, by_bpp: bool, dataset: Path, metrics: tuple[str, ...] = ()) -> list[report.Curve]:
     """Measure everything (from the cache where possible); write JSON and CSV per codec."""
     from neco.plugins.bench.cache import ResultCache
-    from neco.plugins.bench.run import Progress, make_tasks, run
+    from neco.plugins.bench.run import make_tasks, run
+
+    from .progress import Progress
 
     for label, (codec, points) in codecs.items():
         grid = " ".join(f"{q:g}" for q in points)
@@ -257,7 +260,7 @@ def _run(sources: list, codecs: dict[str, tuple[Codec, list[float]]], out_dir: P
     groups: dict[tuple[str, float], list[dict]] = {}
     rows: dict[str, list[dict]] = {label: [] for label in codecs}
     curves = []
-    progress = Progress(len(tasks), click.echo, click.get_text_stream("stderr").isatty())
+    progress = Progress(len(tasks))
 
     def on_interrupt(running: int) -> None:
         plural = "s" if running > 1 else ""
@@ -442,6 +445,7 @@ def _sources(dataset: Path, kind: str, limit: int | None, frames: int | None,
 @click.option("--no-plot", is_flag=True, help="Write no RD plots.")
 @click.option("--list-codecs", is_flag=True, help="List the codecs, their versions and availability.")
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per measurement.")
+@quiet_option(help="No progress bar on stderr (shown on a terminal; the result lines still print).")
 def evaluate(inputs: tuple[str, ...], specs: tuple[str, ...], qualities: tuple[str, ...],
              bpp_grid: tuple[str, ...], out_dir: str | None, jobs: int, anchors: tuple[str, ...],
              metric_names: tuple[str, ...],

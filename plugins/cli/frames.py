@@ -36,6 +36,7 @@ import neco
 from neco.formats import CorruptDataError, UnsupportedError
 from neco.plugins.adapters import av_io, y4m
 
+from . import progress
 from .errors import STDIO
 from .output import binary_output, temporary_path
 
@@ -85,6 +86,7 @@ class FrameSource:
     height: int
     frame_rate: Fraction | None
     kind: str
+    total: int | None = None  # frames to code, when known before coding (for progress)
 
 
 def open_source(path: str, options: dict[str, Any], stdin: BinaryIO | None) -> FrameSource | bytes | None:
@@ -99,14 +101,15 @@ def open_source(path: str, options: dict[str, Any], stdin: BinaryIO | None) -> F
             raise click.UsageError("--input-format rawvideo needs --size WxH and --pix-fmt")
         stream = stdin if path == STDIO else _open_file(path)
         reader = y4m.RawReader(stream, *size, options["pix_fmt"], rate)
-        return _shaped(reader, size, rate, "rawvideo", frame_range, scale)
+        return _shaped(reader, size, rate, "rawvideo", frame_range, scale, _count(stream, reader.frame_bytes))
     if size is not None or options.get("pix_fmt") is not None:
         raise click.UsageError("--size and --pix-fmt describe rawvideo input; add --input-format rawvideo")
     stream = stdin if path == STDIO else _open_file(path)
     head = y4m.read_exact(stream, len(y4m.MAGIC))
     if head == y4m.MAGIC:
         reader = y4m.Y4MReader(stream, prefix=head)
-        return _shaped(reader, (reader.width, reader.height), rate or reader.frame_rate, "y4m", frame_range, scale)
+        return _shaped(reader, (reader.width, reader.height), rate or reader.frame_rate, "y4m", frame_range, scale,
+                       _count(stream, len(y4m.FRAME_TAG) + 1 + reader.header.frame_bytes))
     sequence_options = options.get("frame_range") or options.get("scale") or options.get("rate")
     if path == STDIO:
         if sequence_options:
@@ -138,22 +141,34 @@ def _is_image(path: str) -> bool:
         return True  # an image; the image path reports it
 
 
+def _count(stream: BinaryIO, frame_bytes: int) -> int | None:
+    """Frames left in a regular file of `frame_bytes`-long frames (Y4M: when no FRAME line has
+    parameters); None for a pipe."""
+    try:
+        return (os.fstat(stream.fileno()).st_size - stream.tell()) // frame_bytes
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _shaped(frames: Iterable[np.ndarray], size: tuple[int, int], rate: Fraction | None, kind: str,
-            frame_range: tuple[int, int | None], scale: tuple[int, int] | None) -> FrameSource:
-    """Apply --frames and --scale to a frame iterator (PyAV does both itself)."""
+            frame_range: tuple[int, int | None], scale: tuple[int, int] | None, count: int | None) -> FrameSource:
+    """Apply --frames and --scale to a frame iterator (PyAV does both itself); `count`: the input's frames."""
     frames = itertools.islice(frames, *frame_range)
     if scale is not None and scale != size:
         frames = (np.asarray(Image.fromarray(f).resize(scale, Image.Resampling.BILINEAR)) for f in frames)
         size = scale
-    return FrameSource(frames, *size, rate, kind)
+    start, stop = frame_range
+    total = None if count is None else max(0, min(count, stop if stop is not None else count) - start)
+    return FrameSource(frames, *size, rate, kind, total)
 
 
 def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
-                  bpp: float | None, device: str, model: str | None = None, effort: int = 0) -> str:
-    """Encode a frame sequence into OUT; returns the summary line."""
-    with binary_output(output_path, force) as out:
+                  bpp: float | None, device: str, model: str | None = None, effort: int = 0,
+                  what: str = "encode") -> str:
+    """Encode a frame sequence into OUT (`what`: its progress bar's label); returns the summary line."""
+    with binary_output(output_path, force) as out, progress.frames(what, source.total) as report:
         result = neco.encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
-                                    device=device, model=model, effort=effort)
+                                    device=device, model=model, effort=effort, progress=report)
     rate = f" @ {source.frame_rate} fps" if source.frame_rate else ""
     return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}), "
             f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes, {result.seconds:.1f} s")
@@ -175,17 +190,18 @@ def video_target(output_path: str, fmt: str | None) -> str | None:
 
 
 def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec: str,
-              pix_fmt: str | None) -> int:
-    """Decode every frame of `reader` (`neco.open`) into Y4M or a video file, one frame at a time;
-    returns the count."""
+              pix_fmt: str | None, what: str = "decode") -> int:
+    """Decode every frame of `reader` (`neco.open`) into Y4M or a video file, one frame at a time
+    (`what`: the progress bar's label); returns the count."""
     header = reader.header
+    frames = progress.counted(reader, what, frame_count(reader))
     if pix_fmt is None:  # 4:2:0 where the size allows it, as players expect
         pix_fmt = "yuv444p" if header.width % 2 or header.height % 2 else "yuv420p"
     chroma = pix_fmt.removeprefix("yuv").removesuffix("p")
     if target == "y4m":
         with binary_output(output_path, force) as out:
             writer = y4m.Y4MWriter(out, header.width, header.height, header.frame_rate, chroma)
-            for pixels in reader:
+            for pixels in frames:
                 writer.write(pixels)
         return writer.frames_written
     if output_path == STDIO:
@@ -194,7 +210,7 @@ def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec
         writer = av_io.AvWriter(tmp, header.width, header.height, header.frame_rate, vcodec, pix_fmt,
                                 container=target)
         try:
-            for pixels in reader:
+            for pixels in frames:
                 writer.write(pixels)
         except BaseException:
             writer.abort()
@@ -203,3 +219,14 @@ def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec
     return writer.frames_written
 
 
+
+
+def frame_count(reader: Any) -> int | None:
+    """The frames of a `neco.open` reader when known without decoding (its header, or one pass over
+    a file's chunks); None for a pipe or a lenient reader."""
+    if reader.header.num_frames:
+        return reader.header.num_frames
+    try:
+        return reader.frame_count() if hasattr(reader, "frame_count") else None
+    except UnsupportedError:
+        return None

@@ -8,6 +8,8 @@ import click
 
 from neco.plugins.adapters import y4m
 
+from .progress import set_quiet
+
 
 def in_out_arguments(function: Any) -> Any:
     """IN and OUT, files or ``-`` for stdin / stdout."""
@@ -29,6 +31,12 @@ def force_option(function: Any) -> Any:
     return click.option(
         "-y", "--force", is_flag=True, help="Overwrite OUT if it exists."
     )(function)
+
+
+def quiet_option(*names: str, help: str = "No progress and no summary line on stderr; warnings and "  # noqa: A002
+                 "errors still print.") -> Any:
+    """``--quiet`` (commands whose ``-q`` is --quality) or ``-q/--quiet`` (the group): see `progress`."""
+    return click.option(*names, "--quiet", is_flag=True, expose_value=False, callback=set_quiet, help=help)
 
 
 def sequence_options(function: Any) -> Any:

@@ -97,3 +97,12 @@ def test_still_image_api_is_unchanged(video):
         neco.decode(video)
     image = neco.encode(smooth_image(W, H), quality=60)
     assert neco.open(image).frame_count() == 1  # a still image reads as one frame
+
+
+def test_progress_callback_once_per_frame():
+    calls = []
+    neco.encode_frames(clip(), io.BytesIO(), quality=30, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()
+    neco.encode_frames(iter(clip(2)), io.BytesIO(), quality=30, progress=lambda *counts: calls.append(counts))
+    assert calls == [(1, None), (2, None)]  # a generator: the total is unknown
