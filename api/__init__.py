@@ -72,7 +72,10 @@ def info(data: bytes) -> dict:
     h = container.header
     names = {int(t): t.name for t in ChunkType}
     frames = max(1, sum(c.type == ChunkType.FRAME for c in container.chunks))
-    family = registry.family_of(h.model_id)   # None: a plugin's or an unknown model, its payloads opaque
+    try:
+        family = registry.family_of(h.model_id)   # None: a plugin's or an unknown model, its payloads opaque
+    except ModelError:                            # a family this build does not know: opaque too
+        family = None
     video = {}
     if h.kind.name == "VIDEO":
         video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames,
@@ -90,14 +93,14 @@ def info(data: bytes) -> dict:
         **video,
         "version": container.version,
         "chunks": [{"type": names.get(c.type, str(c.type)), "length": len(c.payload),
-                    **(_frame_fields(family, c.payload) if c.type == ChunkType.FRAME and family else {})}
+                    **(_payload_fields(family, c.payload) if c.type == ChunkType.FRAME and family else {})}
                    for c in container.chunks],
         "skipped_chunks": [{"type": c.type, "offset": c.offset, "length": c.length}
                            for c in container.skipped],
     }
 
 
-def _frame_fields(family, payload: bytes) -> dict:
+def _payload_fields(family, payload: bytes) -> dict:
     """What the model's family reads of a FRAME's fields (e.g. its rate level), or nothing when
     they do not read (decode reports why)."""
     try:

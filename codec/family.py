@@ -22,8 +22,9 @@ class FrameDecoder(Protocol):
     max_rate_fx: int    # the highest rate position its payloads may carry
 
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> Any:
-        """FRAME payload -> (3, height, width) uint8 torch tensor. Corrupt payloads raise
-        CorruptDataError (a NecoError), never another exception."""
+        """FRAME payload -> (3, height, width) uint8 torch tensor. A bad payload raises a NecoError
+        (CorruptDataError; UnsupportedError for fields this build does not know), never another
+        exception."""
 
 
 class FrameEncoder(Protocol):

@@ -5,7 +5,7 @@ import io
 import warnings
 
 from neco.formats import ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError, \
-    Kind, PrefixedStream
+    Kind, PrefixedStream, UnsupportedError
 
 from .session import StreamDecoder
 
@@ -91,7 +91,7 @@ class LenientReader:
                 position += 1
                 try:
                     pixels = self._decoder.frame(chunk.payload)
-                except CorruptDataError as exc:  # intact chunk, payload the coder refuses
+                except (CorruptDataError, UnsupportedError) as exc:  # intact chunk, payload the coder refuses
                     self._lose(f"frame {position - 1} lost: its payload at offset {start} does not decode ({exc})")
                     continue
                 yield pixels

@@ -69,7 +69,12 @@ def released() -> list[str]:
 def family_of(model_id: str) -> ModelFamily | None:
     """The family of a shipped model (None for a plugin model or an unknown id)."""
     entry = manifest().get(model_id)
-    return None if entry is None else FAMILIES[entry["family"]]
+    if entry is None:
+        return None
+    if entry.get("family") not in FAMILIES:
+        raise ModelError(f"model {model_id!r} is of family {entry.get('family')!r}, which this neco does not "
+                         f"know (known: {', '.join(sorted(FAMILIES))})")
+    return FAMILIES[entry["family"]]
 
 
 def unknown_model(model_id: str) -> ModelError:
@@ -78,9 +83,9 @@ def unknown_model(model_id: str) -> ModelError:
         version = metadata.version("neco")
     except metadata.PackageNotFoundError:  # a source tree without an install
         version = "this one"
-    return ModelError(f"unknown model {model_id!r} (installed: {', '.join(available()) or 'none'}): decode it "
-                      f"with a neco newer than {version} that ships it, or install the package that provides "
-                      f"it (entry point group {MODELS_GROUP})")
+    return ModelError(f"unknown model {model_id!r} (installed: {', '.join(available()) or 'none'}): it needs "
+                      f"a neco newer than {version} that ships it, or the package that provides it "
+                      f"(entry point group {MODELS_GROUP})")
 
 
 def weights_path(model_id: str) -> Path:
@@ -93,8 +98,7 @@ def digest(model_id: str) -> bytes:
     entry = manifest().get(model_id)
     if entry is None:
         if model_id in plugin_models():
-            model = get_decoder(model_id)
-            return bytes(getattr(model, "sha256", model.digest))
+            return _plugin_sha256(get_decoder(model_id))
         raise unknown_model(model_id)
     return bytes.fromhex(entry["sha256"])
 
@@ -111,8 +115,14 @@ def describe(model_id: str) -> dict:
     dist = plugin_models()[model_id].dist
     return {"name": model_id, "kind": str(getattr(model, "profile", "image")),
             "rates": str(getattr(model, "rates", "quality 0-100")),
-            "digest": bytes(getattr(model, "sha256", model.digest)).hex(),
+            "digest": _plugin_sha256(model).hex(),
             "source": f"{dist.name} {dist.version}" if dist else "plugin"}
+
+
+def _plugin_sha256(model) -> bytes:
+    """A plugin model's full digest: its ``sha256`` (bytes or hex text), else its header digest."""
+    value = getattr(model, "sha256", model.digest)
+    return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
 
 
 def load_tensors(model_id: str, verify: bool = True) -> tuple[str, dict]:
@@ -146,7 +156,7 @@ def export(model_id: str, family: str, tensors: dict, config: str) -> Path:
     from safetensors.torch import save_file
     WEIGHTS_DIR.mkdir(exist_ok=True)
     path = weights_path(model_id)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     # One metadata entry: safetensors writes several in a per-process hash order, so the same
     # weights exported twice would get different bytes, hence a different digest.
     save_file(tensors, str(tmp), metadata={"config": config})

@@ -21,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from neco.formats import (ChunkType, PrefixedStream, ContainerReader, ContainerWriter, CorruptDataError, Header,
-                          InvalidArgumentError, Kind, ModelError, PixelFormat, Profile, UnsupportedError,
+                          InvalidArgumentError, Kind, ModelError, NecoError, PixelFormat, Profile, UnsupportedError,
                           read_container)
 
 from . import registry
@@ -69,7 +69,7 @@ def encode_array(pixels: np.ndarray, quality: float | None = None, bpp: float | 
     """Encode an (H, W, 3) uint8 array; `quality` (0-100, default 75) or a target `bpp`.
 
     effort 0..MAX_EFFORT: encoder time spent refining the latents for this image and fitting a
-    decoder adaptation to it (refine.py, adapt.py); one decoder reads every effort.
+    decoder adaptation to it (image_hp/refine.py, fit.py); one decoder reads every effort.
     """
     from .rate_control import code_frame  # the encoder side loads only when encoding
     start = time.perf_counter()
@@ -115,20 +115,27 @@ class StreamDecoder:
             raise UnsupportedError(f"image of {header.width}x{header.height} exceeds the limit of "
                                    f"{MAX_PIXELS:,} pixels")
         family = registry.family_of(header.model_id)
-        if family is not None and family.profile != header.profile:
-            raise UnsupportedError(f"profile {header.profile!r} is not implemented by this build "
-                                   f"(model {header.model_id!r} codes profile {family.profile!r})")
         decoder = registry.get_decoder(header.model_id)
+        profile = family.profile if family is not None else Profile(getattr(decoder, "profile", Profile.IMAGE))
+        if profile != header.profile:
+            raise UnsupportedError(f"profile {str(header.profile)!r} is not implemented by this build "
+                                   f"(model {header.model_id!r} codes profile {str(profile)!r})")
         if decoder.digest != header.weights_digest:
             raise ModelError(f"file was encoded with other weights of model {header.model_id!r} (digest "
-                             f"{header.weights_digest.hex()}, released {decoder.digest.hex()}): weights that "
-                             f"were never released")
-        self.header, self._decoder, self._device = header, decoder, device
+                             f"{header.weights_digest.hex()}, installed {decoder.digest.hex()})")
+        self.header, self._decoder, self._device, self._plugin = header, decoder, device, family is None
 
     def frame(self, payload: bytes) -> np.ndarray:
         """One FRAME payload -> (H, W, 3) uint8 pixels."""
         h = self.header
-        return self._decoder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
+        try:
+            return self._decoder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
+        except NecoError:
+            raise
+        except Exception as exc:
+            if not self._plugin:
+                raise  # neco's own decoders raise NecoError on bad data: anything else is a bug
+            raise ModelError(f"model plugin {h.model_id!r} failed to decode a frame: {exc}") from exc
 
 
 def decode_array(data: bytes, *, device: str = "cpu") -> DecodeResult:

@@ -73,3 +73,38 @@ def encode_adapted(pixels: np.ndarray, quality: float, device: str = "cpu", seed
         mp.setattr(encoder, "refine_latents", lambda net, x, y, z, *args: (y, z, adaptation))
         mp.setattr(encoder, "fit_last_layer", lambda g_s, features, residual, lam, coder, flag_bits, base: base)
         return neco.encode(pixels, quality=quality, device=device, effort=1)
+
+
+# Golden files (tests/codec/test_golden.py): what a file decodes to, recorded once per file.
+
+def _frame_payloads(data: bytes) -> list[bytes]:
+    from neco.formats import ChunkType, read_container
+    return [ch.payload for ch in read_container(data).chunks if ch.type == ChunkType.FRAME]
+
+
+def _symbols_digest(data: bytes) -> str:
+    """SHA-256 of every frame's decoded symbols (z, y, the means, the adaptation's) in order."""
+    import hashlib
+    from neco.codec import registry
+    from neco.formats import read_container
+    header = read_container(data).header
+    assert registry.family_of(header.model_id).name == "image-hp"   # the one family with golden files yet
+    decoder = registry.get_decoder(header.model_id)
+    digest = hashlib.sha256()
+    for payload in _frame_payloads(data):
+        _, z, y, mean, adaptation = decoder.decode_latents(payload, header.height, header.width)
+        for t in (z, y, mean) + (adaptation.symbols if adaptation is not None else ()):
+            digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def decoded_frames(data: bytes) -> np.ndarray:
+    import neco
+    with neco.open(data) as reader:
+        return np.stack(list(reader))
+
+
+def golden_record(data: bytes) -> dict:
+    from neco.codec.image_hp.payload import read_first_field
+    return {"symbols_sha256": _symbols_digest(data),
+            "table_offsets": any(read_first_field(p).table_offsets for p in _frame_payloads(data))}

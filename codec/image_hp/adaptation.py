@@ -30,6 +30,19 @@ def adapted_names(g_s: nn.Module) -> list[str]:
     return [f"{name}.bias" for name in convs] + [f"{convs[-1]}.weight"]
 
 
+def shallow_copy(module: nn.Module) -> nn.Module:
+    """A copy of a module tree that shares its tensors but has its own module, parameter and hook
+    dicts: a parameter replaced or a hook added on the copy never reaches the shared model (which
+    other threads may be running)."""
+    clone = copy.copy(module)
+    clone._modules = {name: None if child is None else shallow_copy(child)
+                      for name, child in module._modules.items()}
+    clone._parameters = dict(module._parameters)
+    for name, value in vars(module).items():
+        if name.endswith("hooks") or "_hooks_" in name:
+            setattr(clone, name, type(value)(value))
+    return clone
+
 
 @dataclass(frozen=True)
 class Adaptation:
@@ -64,7 +77,8 @@ class Adaptation:
     def bits(self, coder: EntropyCoder, flag_bits: int) -> float:
         """Size of the adaptation in the file: `flag_bits` (what its flag adds to the payload's
         first varint: payload.flag_bits), its block's bytes and the symbols' ideal code length."""
-        return flag_bits + TABLE_ROW_BITS * (1 + len(self.rows)) + sum(coder.cross_entropy_bits(s, i) for s, i in self.coded())
+        symbols_bits = sum(coder.cross_entropy_bits(s, i) for s, i in self.coded())
+        return flag_bits + TABLE_ROW_BITS * (1 + len(self.rows)) + symbols_bits
 
     def coded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(symbols, table rows) of each tensor, in coding order (first in the payload's words)."""
@@ -83,7 +97,7 @@ class Adaptation:
     def apply(self, g_s: nn.Module) -> nn.Module:
         """The synthesis with the deltas added: a shallow copy of its modules that shares every
         other parameter, so a decode copies no weights and leaves the shared model untouched."""
-        adapted = _shallow_copy(g_s)
+        adapted = shallow_copy(g_s)
         with torch.no_grad():
             for name, delta in zip(adapted_names(g_s), self.deltas()):
                 module_name, kind = name.rsplit(".", 1)
@@ -92,16 +106,6 @@ class Adaptation:
                 moved += delta.to(moved.device)
                 module._parameters[kind] = nn.Parameter(moved, requires_grad=False)
         return adapted
-
-
-def _shallow_copy(module: nn.Module) -> nn.Module:
-    """A copy of a module tree with its own module and parameter dicts, sharing the tensors."""
-    clone = copy.copy(module)
-    clone._modules = {name: None if child is None else _shallow_copy(child)
-                      for name, child in module._modules.items()}
-    clone._parameters = dict(module._parameters)
-    return clone
-
 
 
 def cheapest_row(table_bits: np.ndarray, symbols: np.ndarray) -> int:

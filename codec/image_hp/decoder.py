@@ -5,7 +5,7 @@ coder's, decoded in this order: the decoder adaptation's and the table offsets' 
 flagged (adaptation.py, offsets.py), the z symbols (C_z x ceil(H/64) x ceil(W/64), table =
 z_scale_index[c]), then the anchor y symbols ((row + column) even) of each channel group, then
 the other y symbols of each group (tables from h_s(z) and the context network given what is
-decoded before, see _walk_latents, each shifted by its channel's table offset); y is
+decoded before, see walk_latents, each shifted by its channel's table offset); y is
 M x 4*ceil(H/64) x 4*ceil(W/64). The encoder (encoder.py) walks the latents with this class.
 
 Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
@@ -14,6 +14,7 @@ sees whole latent planes.
 """
 
 import copy
+import threading
 
 import torch
 
@@ -60,8 +61,19 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
     return torch.cat(rows, dim=-2)
 
 
+def _device_key(device) -> str:
+    """One name per device: "cpu" for every CPU device, "cuda:<index>" with the current index
+    when none is given."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
 class ImageHPDecoder:
-    """A released image-hp model, ready to decode: the integer probability path, and the float
+    """An image-hp model, ready to decode: the integer probability path, and the float
     transforms once per device they run on."""
 
     def __init__(self, model_id: str, cfg: ImageModelConfig, tensors: dict, digest: bytes):
@@ -70,6 +82,7 @@ class ImageHPDecoder:
         self.digest = digest
         # channels-last convolutions run ~1.5x faster on CPU (oneDNN); every tensor that meets
         # these weights follows their layout
+        self._lock = threading.Lock()
         self._nets = {"cpu": model_from_frozen(cfg, tensors).eval().requires_grad_(False)
                       .to(memory_format=torch.channels_last)}
         self.hyper, self.context = integer_networks(cfg, tensors)
@@ -87,10 +100,12 @@ class ImageHPDecoder:
         self._z_min_bits = float(sum(CDF_PRECISION - torch.log2(tables[i].max()) for i in self.z_index))
 
     def net(self, device="cpu") -> ImageModel:
-        """The float transforms on a device: one instance per device, made on first use."""
-        key = str(torch.device(device))
-        if key not in self._nets:
-            self._nets[key] = copy.deepcopy(self._nets["cpu"]).to(key)
+        """The float transforms on a device: one instance per device, made on first use (under a
+        lock: two threads never build two)."""
+        key = _device_key(device)
+        with self._lock:
+            if key not in self._nets:
+                self._nets[key] = copy.deepcopy(self._nets["cpu"]).to(key)
         return self._nets[key]
 
     def z_indices(self, shape) -> torch.Tensor:

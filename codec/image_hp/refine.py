@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..constants import ACT_MAX, MAX_EFFORT
 from ..entropy import EntropyCoder
 from ..intnet import scale_from_index_value
-from .adaptation import Adaptation, adapted_names
+from .adaptation import Adaptation, adapted_names, shallow_copy
 from .model import ImageModel, gaussian_likelihood, interpolate_levels, rd_cost, ste_round, transform
 from .payload import ADAPTATION_FLAG, flag_bits
 
@@ -153,14 +153,16 @@ class _Rate:
 
 @contextmanager
 def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
-    """Within the block, g_s computes as if its adapted parameters (adapted_names) were moved by
-    `deltas`, differentiably in the deltas (for the encoder's fit; the decoder uses `apply`).
+    """Within the block, a copy of g_s (adaptation.shallow_copy: the shared model is never hooked)
+    computes as if its adapted parameters (adapted_names) were moved by `deltas`, differentiably in
+    the deltas (for the encoder's fit; the decoder uses `Adaptation.apply`).
 
     Forward hooks add each delta's share to its convolution's output: a bias delta as is, a
     weight delta as the convolution of the input by it (convolution is linear in its weight).
     Moving the parameters themselves (torch.func.functional_call) is much slower: a convolution
     whose bias needs a gradient also computes its weight's (docs/RECORD.md).
     """
+    g_s = shallow_copy(g_s)
     modules = dict(g_s.named_modules())
 
     def hook(name: str, delta: torch.Tensor):
@@ -177,7 +179,6 @@ def adapted_forward(g_s: nn.Module, deltas: list[torch.Tensor]):
     finally:
         for handle in handles:
             handle.remove()
-
 
 
 def rate_proxy(deltas: list[torch.Tensor]) -> torch.Tensor:

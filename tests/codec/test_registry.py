@@ -15,7 +15,7 @@ from neco.codec import registry
 from neco.codec.image_hp.model import ImageModel, ImageModelConfig, frozen_tensors
 from neco.formats import ModelError, read_container, write_container
 from neco.plugins.cli import cli
-from conftest import photo_crop
+from conftest import decoded_frames, golden_record, photo_crop
 
 # Every released model and the SHA-256 of its weights, as released: these never change.
 RELEASED = {"image-hp-v1": "642f7b0af6af9d67fdf5724c243c907c94d522b69d5ae879d5be4741f1230e5e"}
@@ -52,9 +52,10 @@ def with_second_model(tmp_path, monkeypatch):
 
 def test_a_released_file_decodes_after_a_new_model_is_added(with_second_model):
     assert registry.available() == ["image-hp-v1", "image-hp-v2"] and registry.released() == ["image-hp-v1"]
-    for path in sorted(GOLDEN_V1.glob("*.neco")):
-        pixels = neco.decode_array(path.read_bytes())
-        assert np.abs(pixels.astype(int) - np.load(path.with_suffix(".npy")).astype(int)).max() <= 1
+    for path in sorted(GOLDEN_V1.glob("*.neco")):   # the same symbols, the same pixels (within a level)
+        data, reference = path.read_bytes(), np.load(path.with_suffix(".npy"))
+        assert golden_record(data) == json.loads(path.with_suffix(".json").read_text())
+        assert np.abs(decoded_frames(data).reshape(reference.shape).astype(int) - reference.astype(int)).max() <= 1
     # the new model codes files of its own, which name it, and the default stays the released one
     image = photo_crop(64, 48, index=4)
     new, old = neco.encode(image, quality=50, model="image-hp-v2"), neco.encode(image, quality=50)
@@ -88,3 +89,15 @@ def test_other_weights_under_a_released_id_are_refused():
     data = _renamed((GOLDEN_V1 / "photo-q20.neco").read_bytes(), weights_digest=b"\0\1\2\3")
     with pytest.raises(ModelError, match="other weights of model 'image-hp-v1'"):
         neco.decode(data)
+
+
+def test_a_model_of_a_family_this_neco_does_not_know_is_refused(tmp_path, monkeypatch):
+    entries = {**registry.manifest(), "other-v1": {"file": "other-v1.safetensors", "sha256": "00" * 32,
+                                                    "family": "other", "released": True}}
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(entries))
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    data = _renamed((GOLDEN_V1 / "photo-q20.neco").read_bytes(), model_id="other-v1")
+    with pytest.raises(ModelError, match="family 'other'"):
+        neco.decode(data)
+    assert neco.info(data)["model_id"] == "other-v1"   # the container reads; its payloads are opaque
+

@@ -271,3 +271,17 @@ def test_applying_an_adaptation_copies_no_weights_and_leaves_the_model_untouched
         assert (p.data_ptr() == q.data_ptr()) == (name not in moved), name   # shared unless adapted
     assert all(torch.equal(p, before[name]) for name, p in g_s.named_parameters())
     assert coder.decoder.net() is coder.decoder.net("cpu")   # one instance per device
+
+
+def test_refinement_never_hooks_the_shared_synthesis(coder):
+    """The encoder's hooked copy leaves the model other threads decode with untouched."""
+    g_s = coder.decoder.net().g_s
+    params = dict(g_s.named_parameters())
+    deltas = [torch.full_like(params[name], 0.01) for name in adaptation_mod.adapted_names(g_s)]
+    v = torch.randn(1, coder.cfg.latent_channels, 3, 3, generator=torch.Generator().manual_seed(1))
+    plain = g_s(v)
+    with refine.adapted_forward(g_s, deltas) as hooked:
+        assert not torch.allclose(hooked(v), plain, atol=1e-4)
+        assert not any(module._forward_hooks for module in g_s.modules())
+        assert torch.equal(g_s(v), plain)
+
