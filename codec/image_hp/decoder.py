@@ -41,24 +41,30 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
 
     unit_in / unit_out: input / output samples per latent (16 and 1 for analysis, 1 and 16 for
     synthesis). Each tile is extended by HALO_LATENTS on every side and the halo is cropped
-    from its output, so tiles join without seams.
+    from its output, so tiles join without seams; tiles are written into one output tensor, so
+    a large image holds its result once (fn may already reduce it, e.g. to uint8 pixels).
     """
     lat_h, lat_w = x.shape[-2] // unit_in, x.shape[-1] // unit_in
     if lat_h <= TILE_LATENTS and lat_w <= TILE_LATENTS:
         return fn(x)
-    rows = []
+    result = None   # allocated at the first tile, which gives its channels, dtype and device
     for t0 in range(0, lat_h, TILE_LATENTS):
         t1 = min(lat_h, t0 + TILE_LATENTS)
         a0, a1 = max(0, t0 - HALO_LATENTS), min(lat_h, t1 + HALO_LATENTS)
-        cols = []
         for s0 in range(0, lat_w, TILE_LATENTS):
             s1 = min(lat_w, s0 + TILE_LATENTS)
             b0, b1 = max(0, s0 - HALO_LATENTS), min(lat_w, s1 + HALO_LATENTS)
             out = fn(x[..., a0 * unit_in:a1 * unit_in, b0 * unit_in:b1 * unit_in])
-            cols.append(out[..., (t0 - a0) * unit_out:(t1 - a0) * unit_out,
-                            (s0 - b0) * unit_out:(s1 - b0) * unit_out])
-        rows.append(torch.cat(cols, dim=-1))
-    return torch.cat(rows, dim=-2)
+            if result is None:
+                result = out.new_empty((*out.shape[:-2], lat_h * unit_out, lat_w * unit_out))
+            result[..., t0 * unit_out:t1 * unit_out, s0 * unit_out:s1 * unit_out] = \
+                out[..., (t0 - a0) * unit_out:(t1 - a0) * unit_out, (s0 - b0) * unit_out:(s1 - b0) * unit_out]
+    return result
+
+
+def _to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Synthesis output in [0, 1] -> uint8 levels (per tile: the float image is never whole)."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _device_key(device) -> str:
@@ -201,5 +207,5 @@ class ImageHPDecoder:
         rate_fx, _, y_sym, mean_fx, adaptation = self.decode_latents(payload, height, width)
         g_s = self.net(device).g_s
         g_s = g_s if adaptation is None else adaptation.apply(g_s)
-        x_hat = self.synthesize(g_s, rate_fx, y_sym, mean_fx, height, width, device)
-        return (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        pixels = self.synthesize(lambda v: _to_pixels(g_s(v)), rate_fx, y_sym, mean_fx, height, width, device)
+        return pixels[0].cpu()
