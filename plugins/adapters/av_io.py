@@ -12,7 +12,7 @@ encoder is `UnsupportedError`, damage found while decoding is `CorruptDataError`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 import itertools
 
@@ -121,6 +121,18 @@ class AvWriter:
                 self._container.mux(packet)
         except self._av.error.FFmpegError as exc:
             raise UnsupportedError(f"video encoder failed: {_message(exc)}") from None
+
+    def write_all(self, frames: Iterable[np.ndarray]) -> int:
+        """Write every frame and finish the file (`close`); on a failure `abort` and re-raise.
+        Returns the frames written."""
+        try:
+            for rgb in frames:
+                self.write(rgb)
+        except BaseException:
+            self.abort()
+            raise
+        self.close()
+        return self.frames_written
 
     def close(self) -> None:
         """Flush the encoder and finish the file."""

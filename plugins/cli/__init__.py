@@ -1,4 +1,4 @@
-"""The ``neco`` command line: ``encode``, ``decode``, ``info``, ``eval`` and ``list``.
+"""The ``neco`` command line: ``encode``, ``decode``, ``info``, ``eval``, ``list`` and ``batch``.
 
 A thin shell over the public API (`neco.encode`, `neco.decode`, `neco.info`). What it adds is
 the behaviour people expect from a file tool:
@@ -28,7 +28,7 @@ the behaviour people expect from a file tool:
   ``CMD --quiet`` prints neither (warnings and errors still print).
 
 This package: the group and its error handling here; one module per command (`encode_command`,
-`decode_command`, `info_command`, `eval_command`, `list_command`); `errors` (`CliError`, how
+`decode_command`, `info_command`, `eval_command`, `list_command`, `batch_command`); `errors` (`CliError`, how
 paths are named), `options` (shared click options), `inputs` (files, stdin, input images),
 `output` (the one output writer) and `frames` (frame sequences: Y4M, raw and video files).
 """
@@ -44,6 +44,7 @@ from PIL import Image
 
 import neco
 
+from .batch_command import batch
 from .decode_command import decode
 from .encode_command import encode
 from .errors import EXIT_INTERRUPTED, CliError, describe
@@ -123,7 +124,7 @@ def cli() -> None:
     """
 
 
-for _command in (decode, encode, evaluate, info, listing):
+for _command in (batch, decode, encode, evaluate, info, listing):
     cli.add_command(_command)
 
 

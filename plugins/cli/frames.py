@@ -209,14 +209,7 @@ def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec
     with temporary_path(output_path, force) as tmp:
         writer = av_io.AvWriter(tmp, header.width, header.height, header.frame_rate, vcodec, pix_fmt,
                                 container=target)
-        try:
-            for pixels in frames:
-                writer.write(pixels)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
-    return writer.frames_written
+        return writer.write_all(frames)
 
 
 

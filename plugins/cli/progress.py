@@ -112,9 +112,10 @@ def _bar(what: str, total: int | None, **options: Any) -> Iterator[tqdm | None]:
 
 
 @contextlib.contextmanager
-def frames(what: str, total: int | None = None) -> Iterator[Callable[[int, int | None], None]]:
-    """A bar over frames; yields ``progress(done, total)`` (`total`: the caller's when it is None)."""
-    with _bar(what, total, unit="frame") as bar:
+def frames(what: str, total: int | None = None, unit: str = "frame") -> Iterator[Callable[[int, int | None], None]]:
+    """A bar over frames (or other `unit`s: ``neco batch``'s files); yields ``progress(done, total)``
+    (`total`: the caller's when it is None)."""
+    with _bar(what, total, unit=unit) as bar:
         def progress(done: int, known: int | None = None) -> None:
             if bar is None:
                 return
