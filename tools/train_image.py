@@ -5,6 +5,7 @@
     python tools/train_image.py --export --checkpoint tools/checkpoints/image-hp-best.pt
     python tools/train_image.py --init image-hp-v1 --steps 20000   # start from other shipped weights
     nohup python tools/train_image.py --steps 100000 > train.log 2>&1 &
+    torchrun --nproc_per_node 2 tools/train_image.py --steps 20000   # 2 processes (GPUs), --batch each
 
 Released models (image-hp-v1) never change: training exports under --model-id (image-hp-v2).
 """
@@ -29,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                                   "--model-id's once exported, else the newest released image-hp model)")
     p.add_argument("--steps", type=int, default=Options.steps, help="total planned steps (sets the LR decay)")
     # 4: per CPU-second as fast as 8 or 2 (docs/RECORD.md)
-    p.add_argument("--batch", type=int, default=Options.batch)
+    p.add_argument("--batch", type=int, default=Options.batch,
+                   help="crops per step and process (under torchrun, a step's batch is N times this)")
     p.add_argument("--crop", type=int, default=Options.crop)
     p.add_argument("--low-levels", type=int, default=Options.low_levels,
                    help="train the N lowest rate levels on one --low-crop crop each per step, the "
@@ -41,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         "effective batch in the same memory)")
     # higher rates trained faster early on but left the iterates noisy (docs/RECORD.md)
     p.add_argument("--lr", type=float, default=Options.lr)
-    p.add_argument("--device", default=Options.device)
+    p.add_argument("--device", default=Options.device,
+                   help="cpu or cuda (under torchrun, cuda is each process's cuda:<LOCAL_RANK>)")
     p.add_argument("--data", type=Path, default=DATA,
                    help="folder of training photos (PNG; the last HOLDOUT by name validate)")
     p.add_argument("--bf16", action="store_true",
@@ -50,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the transforms (faster steps after ~40 s of compiling)")
     p.add_argument("--threads", type=int, default=Options.threads,
-                   help="torch threads (0 = adapt: all cores, one fewer while other work loads the machine)")
+                   help="torch threads per process (0 = adapt: all cores, shared among the processes of a "
+                        "torchrun launch, one fewer while other work loads the machine)")
     p.add_argument("--checkpoint", type=Path, default=ROOT / "tools" / "checkpoints" / "image-hp.pt")
     p.add_argument("--save-every", type=int, default=Options.save_every)
     p.add_argument("--validate-every", type=int, default=Options.validate_every)

@@ -16,11 +16,20 @@ entropy (only the hyperprior and context model learn, on the rate alone) and har
 decoder side and entropy models learn on the rate of the rounded latents). Each new phase
 starts from the average weights with a fresh optimizer.
 
+Under torchrun (`torchrun --nproc_per_node N tools/train_image.py ...`) each of the N processes
+trains a DistributedDataParallel copy (gloo on CPU, NCCL on CUDA: process i on cuda:<local rank>):
+--batch and --accumulate are per process, so a step's batch is N times --batch; each process draws
+its own crops and noise (seeds offset by its rank), the level balance uses the running means of the
+whole step's batch, logged losses are means over processes, and process 0 alone validates, logs,
+saves and exports. A checkpoint holds the bare model's weights, so a run of any number of processes
+resumes it (every process loads it: on several machines, from a file system they share). One process (no torchrun, or N = 1) runs exactly as without torchrun.
+
 Measurements behind the defaults and the experiments tried and dropped: docs/RECORD.md.
 """
 
+import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 import os
 from pathlib import Path
@@ -28,10 +37,12 @@ import random
 import re
 import signal
 import time
+import warnings
 
 import numpy as np
 from PIL import Image
 import torch
+import torch.distributed as dist
 
 from .. import registry
 from . import FAMILY
@@ -103,13 +114,14 @@ def stratified_levels(levels: range, count: int) -> torch.Tensor:
     return levels.start + drawn[torch.randperm(count)]
 
 
-def adapt_threads(cores: int) -> None:
-    """Use one thread fewer while other processes load the machine.
+def adapt_threads(cores: int, processes: int = 1) -> None:
+    """Use one thread fewer while other processes load the machine (`processes`: the training
+    processes on this machine, `cores` each, which are not others).
 
     OpenMP threads wait for each other at every parallel region, so with another busy process
     sharing a core, two threads run slower than one.
     """
-    others = os.getloadavg()[0] - torch.get_num_threads()
+    others = os.getloadavg()[0] - torch.get_num_threads() * processes
     torch.set_num_threads(max(1, cores - 1) if others > 0.7 else cores)
 
 
@@ -152,18 +164,25 @@ SLOW_EMA_DECAY = 0.9995
 LEVEL_LOSS_DECAY = 0.99
 
 
-def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: torch.Tensor) -> torch.Tensor:
+def balance_levels(per_sample: torch.Tensor, level: torch.Tensor, level_loss: torch.Tensor,
+                   reduce=None) -> torch.Tensor:
     """The batch loss with each sample's loss divided by its rate level's running mean.
 
     The top level's loss is ~35x the bottom's, so a plain mean lets the high rates steer the
     shared transforms. Dividing by the level's mean makes the gradient that of the mean over
     levels of log(loss): every level's relative improvement counts the same, as in a BD-rate.
     Updates `level_loss` (NaN: level not seen yet) in place; the result keeps the plain mean's
-    magnitude, so gradient clipping acts as before.
+    magnitude, so gradient clipping acts as before. `reduce` (distributed training: Ranks.sum)
+    sums the per-level counts and totals over the processes in place, so that every process keeps
+    the same means, those of the whole step's batch.
     """
     with torch.no_grad():
         count = torch.zeros_like(level_loss).index_add_(0, level, torch.ones_like(per_sample))
         total = torch.zeros_like(level_loss).index_add_(0, level, per_sample.detach())
+        if reduce:
+            stats = torch.stack([count, total])
+            reduce(stats)
+            count, total = stats
         seen = count > 0
         batch_mean = total[seen] / count[seen]
         old = level_loss[seen]
@@ -277,16 +296,33 @@ def draw_batch(parts, train_images, rng, device) -> list[tuple[torch.Tensor, tor
              stratified_levels(levels, count).to(device)) for crop, count, levels in parts]
 
 
-def backward_batches(model, batches, lambdas, level_loss, phase: str, dtype) -> list[tuple[float, float]]:
-    """Backpropagate the level-balanced loss of each of `batches` (see draw_batch), scaled by
+class BatchLoss(torch.nn.Module):
+    """Per-sample training losses and bits per pixel of one batch (see draw_batch), all its parts
+    in one forward: the module DistributedDataParallel wraps, which averages over the processes
+    the gradients of what its forward computed."""
+
+    def __init__(self, model: ImageModel, lambdas: torch.Tensor, phase: str, dtype):
+        super().__init__()
+        self.model, self.lambdas, self.phase, self.dtype = model, lambdas, phase, dtype
+
+    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(map(torch.cat, zip(*(sample_losses(self.model, x, level, self.lambdas, self.phase, self.dtype)
+                                          for x, level in batch))))
+
+
+def backward_batches(losses, batches, level_loss, reduce=None) -> list[tuple[float, float]]:
+    """Backpropagate the level-balanced loss (balance_levels, with `reduce`) of each of `batches`
+    (see draw_batch; `losses`: a BatchLoss, or its DistributedDataParallel), scaled by
     1 / len(batches), so the gradients add up to their mean: one batch len(batches) times as
-    large, in the memory of one (--accumulate). Returns each batch's (mean loss, mean bits per pixel)."""
+    large, in the memory of one (--accumulate); the processes of a distributed run exchange the
+    sum once, in the last backward. Returns each batch's (mean loss, mean bits per pixel)."""
     logged = []
-    for batch in batches:
-        per_sample, bpp = map(torch.cat, zip(*(sample_losses(model, x, level, lambdas, phase, dtype)
-                                               for x, level in batch)))
-        level = torch.cat([level for _, level in batch])
-        (balance_levels(per_sample, level, level_loss) / len(batches)).backward()
+    for i, batch in enumerate(batches):
+        later = i < len(batches) - 1 and getattr(losses, "no_sync", None)
+        with later() if later else contextlib.nullcontext():
+            per_sample, bpp = losses(batch)
+            level = torch.cat([level for _, level in batch])
+            (balance_levels(per_sample, level, level_loss, reduce) / len(batches)).backward()
         logged.append((per_sample.mean().item(), bpp.mean().item()))
     return logged
 
@@ -305,6 +341,44 @@ def sample_losses(model, x, level, lambdas, phase: str, dtype) -> tuple[torch.Te
     mse = torch.mean((out["x_hat"] - x) ** 2, dim=(1, 2, 3))
     bpp = (out["bits_y"] + out["bits_z"]) / pixels
     return rd_cost(bpp, mse, lambdas[level]), bpp
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a torchrun launch (its RANK, WORLD_SIZE, LOCAL_RANK and
+    LOCAL_WORLD_SIZE); a plain run is rank 0 of 1, for which the collectives below do nothing.
+    Every process calls each collective at the same point of the run."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Ranks":
+        get = lambda name, default: int(os.environ.get(name, default))
+        return cls(get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0), get("LOCAL_WORLD_SIZE", 1))
+
+    @property
+    def lead(self) -> bool:
+        """Process 0: the one that validates, logs, saves and exports."""
+        return self.rank == 0
+
+    def sum(self, tensor: torch.Tensor) -> None:
+        """Sum `tensor` over the processes, in place."""
+        if self.world > 1:
+            dist.all_reduce(tensor)
+
+    def mean(self, values, device) -> np.ndarray:
+        """The mean of `values` (numbers) over the processes."""
+        if self.world == 1:
+            return np.asarray(values)
+        total = torch.tensor(values, dtype=torch.float64, device=device)
+        self.sum(total)
+        return (total / self.world).cpu().numpy()
+
+    def any(self, flag: bool, device) -> bool:
+        """Whether `flag` holds in any process (a stop that one of them was asked for)."""
+        return bool(self.mean([float(flag)], device)[0] > 0)
 
 
 @dataclass
@@ -412,30 +486,67 @@ def initial_model(opts: Options, state: dict | None) -> tuple[ImageModel, list[s
 
 def train(opts: Options) -> None:
     """Train (or, with opts.export, export the weight average and return), resuming from
-    opts.checkpoint when it exists. Raises registry's ModelError for a missing --init or a
-    released export id."""
-    phase = opts.phase
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    torch.backends.cudnn.benchmark = True  # CUDA: fastest convolution algorithms per shape
-    cores = os.cpu_count() or 1
+    opts.checkpoint when it exists; in each process of a torchrun launch, as one of its
+    DistributedDataParallel processes (module docstring). Raises registry's ModelError for a
+    missing --init or a released export id."""
+    ranks = Ranks.from_env()
+    if ranks.world == 1:
+        return train_process(opts, ranks)
+    device = torch.device(opts.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
+    # SIGINT and SIGTERM (stop_on_signals) go to the main thread alone, never to the threads the
+    # process group starts (NCCL's at once, given the device), whose interrupted system calls
+    # crashed the process (gloo)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    # 1x1 kernels in channels-last: the gradient's strides differ from the weight's, not its
+    # memory order (DDP copies it into its bucket as is)
+    warnings.filterwarnings("ignore", "Grad strides do not match bucket view strides")
+    try:
+        with open(os.devnull, "w") as null, \
+                contextlib.nullcontext() if ranks.lead else contextlib.redirect_stdout(null):
+            train_process(replace(opts, device=str(device)), ranks)
+    finally:
+        dist.destroy_process_group()
 
-    state = torch.load(opts.checkpoint, weights_only=False) if opts.checkpoint.exists() else None
+
+def train_process(opts: Options, ranks: Ranks) -> None:
+    """train's work in one process: a plain run, or rank `ranks.rank` of a torchrun launch (the
+    weight averages, validation and checkpoints live in process 0 alone)."""
+    phase = opts.phase
+    # the processes on one machine share its cores
+    cores = max(1, (os.cpu_count() or 1) // ranks.local_world)
+    if opts.threads or ranks.local_world > 1:
+        torch.set_num_threads(opts.threads or cores)
+    torch.backends.cudnn.benchmark = True  # CUDA: fastest convolution algorithms per shape
+
+    # every process loads the checkpoint (onto the CPU: one saved on any device resumes on any)
+    state = torch.load(opts.checkpoint, weights_only=False, map_location="cpu") if opts.checkpoint.exists() else None
     model, predated, restructured, from_shipped = initial_model(opts, state)
     cfg = model.cfg
     # channels-last convolutions are ~1.5x faster on CPU (oneDNN)
     model.to(opts.device, memory_format=torch.channels_last)
     step = state["step"] if state else 0
-    average = resume_average(model, None if restructured else state)
-    slow_average = resume_average(model, None if restructured else state, "ema_slow")
+    if ranks.lead:
+        average = resume_average(model, None if restructured else state)
+        slow_average = resume_average(model, None if restructured else state, "ema_slow")
     as_saved = state and not (predated or restructured)  # optimizer and level losses carry on
     if phase == "hard":
         freeze_encoder_side(model)
     elif phase == "entropy":
         train_only_entropy_models(model)
     if opts.export:
-        path = export_weights(opts.model_id, average)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
+        if ranks.lead:
+            path = export_weights(opts.model_id, average)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) at step {step}")
         return
 
     if opts.compile:  # after the deep copy above: the average must not share compiled code
@@ -462,35 +573,47 @@ def train(opts: Options) -> None:
     all_images = load_images(files[:-HOLDOUT])
     train_images = {crop: large_enough(all_images, crop) for crop, _, _ in parts}
     val_images = load_images(files[-HOLDOUT:], scales=(0.5,))
-    rng = random.Random(step)
+    # crops (rng), rate levels and noise (torch's generator) of each process its own; process 0's
+    # those of a plain run
+    rng = random.Random(f"{step}/{ranks.rank}" if ranks.rank else step)
+    if ranks.rank:
+        torch.manual_seed(torch.initial_seed() + ranks.rank)
     lambdas = torch.tensor(cfg.lambdas, device=opts.device)
+    losses = BatchLoss(model, lambdas, phase, torch.bfloat16 if opts.bf16 else None)
+    if ranks.world > 1:
+        # starts every process from process 0's weights; each phase gives all the parameters it
+        # trains a gradient in every step (those it freezes are not DDP's): no find_unused_parameters
+        losses = torch.nn.parallel.DistributedDataParallel(
+            losses, device_ids=[opts.device] if torch.device(opts.device).type == "cuda" else None)
     # weights of the lowest validation loss so far (training is noisy; export the best)
     best_path = opts.checkpoint.with_name(opts.checkpoint.stem + "-best.pt")
-    best = torch.load(best_path, weights_only=False) if best_path.exists() else None
+    best = torch.load(best_path, weights_only=False, map_location="cpu") if best_path.exists() and ranks.lead else None
     best_loss = best["val_loss"] if best and best["config"] == cfg.to_json() else math.inf
     # running mean loss per level (balance_levels); NaN until a level is seen
     resumed = as_saved and "level_loss" in state
     level_loss = torch.tensor(state["level_loss"] if resumed else [math.nan] * cfg.levels, device=opts.device)
-    if from_shipped:
+    if from_shipped and ranks.lead:
         # the starting weights' curve: the reference a session's validation lines are compared
         # against (tools/validation_bd.py ... 0), and the loss the best average must beat
         best_loss = min(best_loss, log_validation(average, val_images, opts.device, step))
     t0, log = time.time(), []
     first_step = step
-    dtype = torch.bfloat16 if opts.bf16 else None
-    stop = stop_on_signals()
-    while step < opts.steps and not stop:
+    stop, halt = stop_on_signals(), False
+    while step < opts.steps and not halt:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, opts.lr, first_step, opts.steps, fresh_optimizer) * g["scale"]
         opt.zero_grad()
         batches = [draw_batch(parts, train_images, rng, opts.device) for _ in range(opts.accumulate)]
-        log += backward_batches(model, batches, lambdas, level_loss, phase, dtype)
+        log += backward_batches(losses, batches, level_loss, ranks.sum if ranks.world > 1 else None)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        # the averages' horizons count batches: K accumulated batches per step shorten them K-fold in steps
-        update_average(average, model, EMA_DECAY ** opts.accumulate)
-        update_average(slow_average, model, SLOW_EMA_DECAY ** opts.accumulate)
+        if ranks.lead:
+            # the averages' horizons count batches: K accumulated batches per step shorten them K-fold in steps
+            update_average(average, model, EMA_DECAY ** opts.accumulate)
+            update_average(slow_average, model, SLOW_EMA_DECAY ** opts.accumulate)
         step += 1
+        # a signal to any process stops all of them after the same step
+        halt = ranks.any(bool(stop), opts.device)
         if opts.bench and step == first_step + BENCH_WARMUP:
             bench_start = time.time()
         if opts.bench and step == first_step + BENCH_WARMUP + opts.bench:
@@ -498,20 +621,20 @@ def train(opts: Options) -> None:
             return
         if step % 20 == 0:
             if not opts.threads:
-                adapt_threads(cores)
-            l, b = np.mean(log, axis=0)
+                adapt_threads(cores, ranks.local_world)
+            l, b = ranks.mean(np.mean(log, axis=0), opts.device)
             print(f"step {step} loss {l:.4f} bpp {b:.3f} {(time.time() - t0) * opts.accumulate / len(log):.2f}s/step "
                   f"threads {torch.get_num_threads()}", flush=True)
             t0, log = time.time(), []
-        if step % opts.save_every == 0 or step == opts.steps or stop:
+        if ranks.lead and (step % opts.save_every == 0 or step == opts.steps or halt):
             save_checkpoint(opts.checkpoint, cfg, model, step, optimizer=opt.state_dict(),
                             ema=average.state_dict(), ema_slow=slow_average.state_dict(),
                             level_loss=level_loss.tolist(), phase=phase)
-        if step % opts.validate_every == 0 and not stop:
+        if ranks.lead and step % opts.validate_every == 0 and not halt:
             for avg, label in ((average, "validate"), (slow_average, "validate slow")):
                 val_loss = log_validation(avg, val_images, opts.device, step, label)
                 if val_loss < best_loss:
                     best_loss = val_loss
                     save_checkpoint(best_path, cfg, avg, step, val_loss=val_loss)
-    if stop:
+    if halt:
         print(f"stopped at step {step}, checkpoint saved", flush=True)

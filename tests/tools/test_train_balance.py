@@ -61,7 +61,7 @@ def test_accumulated_batches_give_the_mean_of_their_gradients():
         level_loss, grads = start.clone(), []
         for group in groups:
             model.zero_grad()
-            logged = training.backward_batches(model, group, lambdas, level_loss, "soft", None)
+            logged = training.backward_batches(training.BatchLoss(model, lambdas, "soft", None), group, level_loss)
             assert len(logged) == len(group)
             grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
         return grads
