@@ -7,10 +7,10 @@ import warnings
 from neco.formats import ChunkType, ContainerReader, ContainerWriter, CorruptDataError, InvalidArgumentError, \
     Kind, PrefixedStream, UnsupportedError
 
-from .session import StreamDecoder
+from .session import StreamDecoder, StreamReader
 
 
-class LenientReader:
+class LenientReader(StreamReader):
     """`neco.open(..., strict=False)`: the frames of a damaged stream that can still be decoded.
 
     The header must be intact (without it nothing can be decoded). Then each chunk is read on
@@ -29,7 +29,7 @@ class LenientReader:
     """
 
     def __init__(self, stream, *, device: str = "cpu", close_stream: bool = False) -> None:
-        self._stream, self._close_stream = stream, close_stream
+        super().__init__(stream, close_stream)
         reader = ContainerReader(stream)
         self.header = reader.header
         self._decoder = StreamDecoder(self.header, device)
@@ -39,8 +39,6 @@ class LenientReader:
         # then closes a one-chunk read
         ContainerWriter(fresh, dataclasses.replace(self.header, kind=Kind.VIDEO, num_frames=0))  # the header only
         self._head = fresh.getvalue()
-        self.icc_profile: bytes | None = None
-        self.exif: bytes | None = None
         self.lost: list[str] = []
         self._started = False
 
@@ -83,11 +81,8 @@ class LenientReader:
                 return
             start, offset = offset, offset + reader.offset - len(self._head)
             failed, pending = False, b""
-            if chunk.type == ChunkType.ICC:
-                self.icc_profile = chunk.payload
-            elif chunk.type == ChunkType.EXIF:
-                self.exif = chunk.payload
-            elif chunk.type == ChunkType.FRAME:
+            self._note(chunk)
+            if chunk.type == ChunkType.FRAME:
                 position += 1
                 try:
                     pixels = self._decoder.frame(chunk.payload)
@@ -100,12 +95,3 @@ class LenientReader:
         self.lost.append(what)
         warnings.warn(f"lenient decode: {what}", stacklevel=3)
 
-    def close(self) -> None:
-        if self._close_stream:
-            self._stream.close()
-
-    def __enter__(self) -> "LenientReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

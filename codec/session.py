@@ -259,7 +259,34 @@ def _seekable(stream) -> bool:
         return False
 
 
-class FrameReader:
+class StreamReader:
+    """What the strict and the lenient readers share: the stream (closed on exit if the reader
+    opened it), the metadata chunks seen so far, and the context-manager protocol."""
+
+    def __init__(self, stream: BinaryIO, close_stream: bool) -> None:
+        self._stream, self._close_stream = stream, close_stream
+        self.icc_profile: bytes | None = None
+        self.exif: bytes | None = None
+
+    def _note(self, chunk) -> None:
+        """Keep an ICC or EXIF chunk's payload as it goes by."""
+        if chunk.type == ChunkType.ICC:
+            self.icc_profile = chunk.payload
+        elif chunk.type == ChunkType.EXIF:
+            self.exif = chunk.payload
+
+    def close(self) -> None:
+        if self._close_stream:
+            self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FrameReader(StreamReader):
     """Decodes a `.neco` stream frame by frame: `neco.open(path_or_stream)`.
 
         with neco.open("clip.neco") as reader:
@@ -278,14 +305,12 @@ class FrameReader:
     """
 
     def __init__(self, stream: BinaryIO, *, device: str = "cpu", close_stream: bool = False) -> None:
-        self._stream, self._device, self._close_stream = stream, device, close_stream
+        super().__init__(stream, close_stream)
         self._base = stream.tell() if _seekable(stream) else None
         self._reader = ContainerReader(stream)
         self.header = self._reader.header
         self._header_length = self._reader.offset
         self._decoder = StreamDecoder(self.header, device)
-        self.icc_profile: bytes | None = None
-        self.exif: bytes | None = None
         self._offsets: list[int] | None = None
         self._started = False
 
@@ -345,18 +370,3 @@ class FrameReader:
             self._offsets = frames
         return self._offsets
 
-    def _note(self, chunk) -> None:
-        if chunk.type == ChunkType.ICC:
-            self.icc_profile = chunk.payload
-        elif chunk.type == ChunkType.EXIF:
-            self.exif = chunk.payload
-
-    def close(self) -> None:
-        if self._close_stream:
-            self._stream.close()
-
-    def __enter__(self) -> "FrameReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
