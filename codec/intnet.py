@@ -28,9 +28,9 @@ from .constants import (ACT_FRAC_BITS, ACT_MAX, EXACT_LIMIT, NUM_SCALES, SCALE_M
 
 # Scale-table position the hyper-decoder starts from (training initialisation only).
 INITIAL_SCALE_INDEX = 25.0
-# Cap on the float64 im2col buffer of one exact convolution (elements), bounding memory on
-# large images: rows of output are processed in stripes.
-_IM2COL_MAX_ELEMENTS = 1 << 24
+# Cap on the float64 im2col buffer of one exact convolution (elements, 32 MB), bounding memory
+# on large images: rows of output are processed in stripes (exact whatever the stripe).
+_IM2COL_MAX_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -175,12 +175,15 @@ def _exact_conv(a: torch.Tensor, w: torch.Tensor, kernel: int) -> torch.Tensor:
         return (w @ a.reshape(cin, -1)).view(-1, h, wd)
     padded = F.pad(a, (1, 1, 1, 1))
     rows_per_stripe = max(1, _IM2COL_MAX_ELEMENTS // (cin * 9 * wd))
-    out = []
+    if rows_per_stripe >= h:
+        return (w @ F.unfold(padded[None], 3)[0]).view(-1, h, wd)
+    out = a.new_empty((w.shape[0], h, wd))  # written stripe by stripe: no list of stripes to concatenate
     for r0 in range(0, h, rows_per_stripe):
         r1 = min(h, r0 + rows_per_stripe)
         cols = F.unfold(padded[None, :, r0:r1 + 2], 3)[0]  # (cin*9, rows*wd)
-        out.append((w @ cols).view(-1, r1 - r0, wd))
-    return torch.cat(out, dim=1)
+        out[:, r0:r1] = (w @ cols).view(-1, r1 - r0, wd)
+        del cols
+    return out
 
 
 class IntegerConvNet:
@@ -208,6 +211,42 @@ class IntegerConvNet:
         +-ACT_MAX units); returns the output the same way."""
         return self.finish(self.accumulate(a))
 
+    @property
+    def upscale(self) -> int:
+        """Output rows per input row (the product of the layers' pixel-shuffle factors)."""
+        factor = 1
+        for s in self.spec:
+            factor *= s.upscale
+        return factor
+
+    @property
+    def halo(self) -> int:
+        """Input rows on each side of a stripe that decide its output: the receptive field's
+        reach, in input rows (rounded up), through every convolution and pixel shuffle."""
+        reach = 0  # in rows of the current layer's output, walking back from the last layer
+        for s in reversed(self.spec):
+            reach = -(-reach // s.upscale) + s.kernel // 2
+        return reach
+
+    def striped(self, a: torch.Tensor, rows: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """self(a) computed `rows` input rows at a time, each stripe with `halo` rows of input
+        on either side (zero padding only at the plane's own edges, as for the whole plane), and
+        written into one output of `dtype` (int32 holds any activation exactly): the same
+        integers as self(a), with the float64 working set of a stripe.
+
+        a: (C, h, w) tensor of integers (any dtype that holds them; converted per stripe)."""
+        h, halo, up = a.shape[-2], self.halo, self.upscale
+        out = None
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
+            part = self(a[:, a0:a1].double())[:, (r0 - a0) * up:(r1 - a0) * up]
+            if out is None:
+                out = torch.empty((part.shape[0], h * up, part.shape[-1]), dtype=dtype)
+            out[:, r0 * up:r1 * up] = part
+            del part
+        return out
+
     def accumulate(self, a: torch.Tensor, first_channel: int = 0) -> torch.Tensor:
         """The first layer's accumulator (before bias) from input channels first_channel ..
         first_channel + len(a) alone. The layer is linear, so the accumulators of disjoint
@@ -229,8 +268,10 @@ class IntegerConvNet:
                 w, b = w[rows], b[rows]
             if i:
                 acc = _exact_conv(a, w.double().flatten(1), s.kernel)
-            a = torch.floor((acc + b.double().view(-1, 1, 1)) / 2 ** WEIGHT_FRAC_BITS)
-            a = a.clamp(0, lim) if s.relu else a.clamp(-lim, lim)
+            a = acc + b.double().view(-1, 1, 1)  # a new tensor: the caller's acc stays as it is
+            del acc
+            a.div_(2 ** WEIGHT_FRAC_BITS).floor_()  # in place: the same operations as floor(x / 2**k)
+            a = a.clamp_(0, lim) if s.relu else a.clamp_(-lim, lim)
             if s.upscale > 1:
                 a = F.pixel_shuffle(a[None], s.upscale)[0]
         return a

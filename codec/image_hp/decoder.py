@@ -9,20 +9,25 @@ decoded before, see walk_latents, each shifted by its channel's table offset); y
 M x 4*ceil(H/64) x 4*ceil(W/64). The encoder (encoder.py) walks the latents with this class.
 
 Analysis and synthesis run in tiles with a halo wider than their receptive field, so memory
-stays bounded on large images; only the (float) pixel side is tiled, the probability path
-sees whole latent planes.
+stays bounded on large images. The integer probability path (hyper-decoder, context network)
+works in row stripes with the halo of its receptive field: integer arithmetic, so the stripes
+give the same numbers as whole planes; whole planes are only its accumulators, the symbols and
+means, and one group's parameters (a 4000x3000 decode peaks at ~0.93 GB RSS, torch included).
 """
 
 import copy
 import threading
 
 import torch
+from torch import nn
+import torch.nn.functional as F
 
 from neco.formats.errors import CorruptDataError
 
 from ..constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS
 from ..entropy import EntropyCoder, new_decoder
 from ..intnet import mean_and_index
+from ..layers import SimplifiedGDN
 from .adaptation import Adaptation, adapted_names
 from .model import (DOWNSAMPLING, ImageModel, ImageModelConfig, checkerboard, interpolate_levels,
                     interpolate_levels_int, integer_networks, model_from_frozen)
@@ -33,6 +38,9 @@ LATENT_STRIDE = 16        # pixels per latent y
 TILE_LATENTS = 64         # tile edge, in latents (1024 pixels)
 # Integer activations are clamped to +-ACT_MAX units, fixed point with ACT_FRAC_BITS.
 ACT_LIMIT_FX = ACT_MAX * 2 ** ACT_FRAC_BITS
+# Elements (float64) of one row stripe of the integer networks' widest plane (2M channels):
+# bounds their working set on large images (32 MB); any stripe gives the same integers.
+_STRIPE_ELEMENTS = 1 << 22
 HALO_LATENTS = 4          # >= receptive field of g_s (3.75 latents, its post-filter 4 pixels more) and g_a (30 pixels)
 
 
@@ -60,6 +68,43 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
             result[..., t0 * unit_out:t1 * unit_out, s0 * unit_out:s1 * unit_out] = \
                 out[..., (t0 - a0) * unit_out:(t1 - a0) * unit_out, (s0 - b0) * unit_out:(s1 - b0) * unit_out]
     return result
+
+
+# Rows of a tile's inverse GDN whose signs are restored at a time (bounds that step's temporaries).
+_SIGN_ROWS = 64
+
+
+def _inverse_gdn_in_place(gdn: SimplifiedGDN, x: torch.Tensor) -> torch.Tensor:
+    """gdn(x) (inverse: x * norm) computed in x itself, by the same float operations: norm is
+    the same convolution of |x| (taken in place, the signs kept as bits), |x| * norm in place,
+    then the signs restored. IEEE multiplication rounds magnitudes and sets the sign apart, so
+    -(|x| * n) is x * n bit for bit (-0.0 included). Saves a tile's |x| and product copies."""
+    beta = gdn.beta.abs() + 1e-6
+    gamma = gdn.gamma.abs()
+    negative = torch.signbit(x)
+    norm = F.conv2d(x.abs_(), gamma, beta)
+    x.mul_(norm)
+    del norm
+    for r0 in range(0, x.shape[-2], _SIGN_ROWS):
+        part, neg = x[..., r0:r0 + _SIGN_ROWS, :], negative[..., r0:r0 + _SIGN_ROWS, :]
+        part.copy_(torch.where(neg, -part, part))
+    return x
+
+
+def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """module(x) with the same operations in the same order and less memory: in a Sequential,
+    an inverse SimplifiedGDN right after a convolution (whose fresh output nobody else holds)
+    works in place (_inverse_gdn_in_place); anything else runs as it is."""
+    if type(module) is not nn.Sequential:
+        return module(x)
+    fresh = False
+    for layer in module:
+        if fresh and type(layer) is SimplifiedGDN and layer.inverse:
+            x = _inverse_gdn_in_place(layer, x)
+        else:
+            x = _forward(layer, x) if type(layer) is nn.Sequential else layer(x)
+        fresh = type(layer) in (nn.Conv2d, nn.ConvTranspose2d)
+    return x
 
 
 def _to_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -117,19 +162,49 @@ class ImageHPDecoder:
     def z_indices(self, shape) -> torch.Tensor:
         return self.z_index.view(-1, 1, 1).expand(shape)
 
+    def synthesis_input(self, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor) -> torch.Tensor:
+        """The synthesis's input (1, M, h, w) float32: decoded latents at the bin centres, times
+        the inverse gain at the rate position."""
+        # The bin centres, not the centroids: the synthesis has learned the centres (it trains on
+        # rounded latents), and centroids lowered holdout PSNR (docs/RECORD.md).
+        # (y_sym + mean_fx / 2**F) in float64, then float32: done in place, the same operations
+        # (an exact division by a power of two, one rounded addition, one rounding to float32).
+        y_hat = mean_fx.double().div_(2 ** ACT_FRAC_BITS).add_(y_sym).float()
+        inv_gain = interpolate_levels(self.net().log_inv_gain, rate_fx)[:, None, None]
+        return y_hat.mul_(inv_gain)[None]
+
     def synthesize(self, fn, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, height: int, width: int,
                     device) -> torch.Tensor:
         """fn (the synthesis, or a function of it) of decoded latents, in tiles, cropped to the image."""
-        # The bin centres, not the centroids: the synthesis has learned the centres (it trains on
-        # rounded latents), and centroids lowered holdout PSNR (docs/RECORD.md).
-        y_hat = (y_sym.double() + mean_fx.double() / 2 ** ACT_FRAC_BITS).float()
-        inv_gain = interpolate_levels(self.net().log_inv_gain, rate_fx)[:, None, None]
-        return _tiled(fn, (y_hat * inv_gain)[None].to(device), 1, LATENT_STRIDE)[..., :height, :width]
+        return self.synthesize_input(fn, self.synthesis_input(rate_fx, y_sym, mean_fx), height, width, device)
+
+    @staticmethod
+    def synthesize_input(fn, v: torch.Tensor, height: int, width: int, device) -> torch.Tensor:
+        """fn of a synthesis input (synthesis_input), in tiles, cropped to the image."""
+        return _tiled(fn, v.to(device), 1, LATENT_STRIDE)[..., :height, :width]
 
     def hyper_output(self, z_sym: torch.Tensor, rate_fx: int) -> torch.Tensor:
-        """Integer hyper-decoder output h (2M, 4h, 4w) for z symbols at a rate position."""
+        """Integer hyper-decoder output h (2M, 4h, 4w), int32 (it holds every activation exactly),
+        for z symbols at a rate position. Computed in stripes of z rows with the network's halo,
+        so the float64 working set is a stripe's: the same integers as the whole plane at once."""
         gain = interpolate_levels_int(self.hyper_inv_gain_fx, rate_fx).view(-1, 1, 1)
-        return self.hyper((z_sym * gain).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double())
+        z_fx = (z_sym * gain).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX)
+        rows = max(1, _STRIPE_ELEMENTS // (self.hyper.upscale ** 2 * 2 * self.cfg.latent_channels * z_fx.shape[-1]))
+        return self.hyper.striped(z_fx, rows, torch.int32)
+
+    def _stripes(self, height: int, width: int):
+        """(first row, end row) of the row stripes the context network works in."""
+        rows = max(1, _STRIPE_ELEMENTS // (2 * self.cfg.latent_channels * width))
+        return [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+
+    def _accumulate_into(self, acc: torch.Tensor, values, first_channel: int) -> None:
+        """acc += the context network's first-layer accumulator from input channels first_channel..
+        of values(r0, r1) (those inputs' rows r0..r1, float64), stripe by stripe with one row of
+        halo (the 3x3 layer's reach): the same integers as from the whole plane."""
+        height = acc.shape[-2]
+        for r0, r1 in self._stripes(height, acc.shape[-1]):
+            a0, a1 = max(0, r0 - 1), min(height, r1 + 1)
+            acc[:, r0:r1] += self.context.accumulate(values(a0, a1), first_channel)[:, r0 - a0:r1 - a0]
 
     def walk_latents(self, h: torch.Tensor, next_symbols) -> tuple[torch.Tensor, torch.Tensor]:
         """Visit the y symbols in coding order, computing each group's probabilities from what
@@ -138,35 +213,66 @@ class ImageHPDecoder:
 
         next_symbols(channels, mask, mean_fx, index) gives the symbols of those channels at the
         mask positions (the encoder quantizes, the decoder decodes); mean_fx and index are the
-        channels' parameters at every position. The context network sees [h, decoded anchors,
+        channels' parameters as planes, valid at the mask positions (elsewhere mean_fx holds the
+        other pass's means or zeros). The context network sees [h, decoded anchors,
         decoded latents of earlier groups in this pass]; its first layer's share from each input
         is accumulated exactly once (IntegerConvNet.accumulate) and `finish` computes only the
-        current group's rows.
+        current group's rows. h: the hyper-decoder's output (hyper_output), integers of any dtype.
+
+        The network's work runs in row stripes (with a one-row halo for its 3x3 first layer), so
+        only the accumulators, the symbols and one group's parameters are whole planes; each
+        group's symbols are still coded in one call, in the same order.
         """
-        anchor = checkerboard(*h.shape[-2:])
-        y_sym = torch.zeros((self.cfg.latent_channels, *h.shape[-2:]), dtype=torch.int64)
+        m = self.cfg.latent_channels
+        height, width = h.shape[-2:]
+        anchor = checkerboard(height, width)
+        y_sym = torch.zeros((m, height, width), dtype=torch.int64)
         mean_fx = torch.zeros_like(y_sym)
-        from_h = self.context.accumulate(h)
-        self._pass(h, from_h, anchor, y_sym, mean_fx, next_symbols)
-        acc = from_h + self.context.accumulate(self._values(y_sym, mean_fx, anchor), 2 * self.cfg.latent_channels)
+        from_h = torch.zeros((self.context.spec[0].cout, height, width), dtype=torch.float64)
+        self._accumulate_into(from_h, lambda a0, a1: h[:, a0:a1].double(), 0)
+        several = len(self.cfg.group_slices()) > 1
+        # the anchor pass adds its groups' channel context to its own copy (only with several groups)
+        self._pass(h, [from_h.clone() if several else from_h], anchor, y_sym, mean_fx, next_symbols)
+        acc = [from_h]   # handed over to the pass, which drops it once the last group's parameters are known
+        del from_h
+        self._accumulate_into(acc[0], lambda a0, a1: self._values(y_sym[:, a0:a1], mean_fx[:, a0:a1], anchor[a0:a1]),
+                              2 * m)
         self._pass(h, acc, ~anchor, y_sym, mean_fx, next_symbols)
         return y_sym, mean_fx
 
-    def _pass(self, h: torch.Tensor, acc: torch.Tensor, mask: torch.Tensor, y_sym: torch.Tensor,
+    def _pass(self, h: torch.Tensor, holder: list, mask: torch.Tensor, y_sym: torch.Tensor,
               mean_fx: torch.Tensor, next_symbols) -> None:
         """Every channel group in turn at the mask positions of one pass, filling y_sym and
-        mean_fx there; `acc` is the context network's first-layer accumulator from h and the
-        anchors, to which each group adds the previous group's decoded latents (channel context)."""
+        mean_fx there; holder: [the context network's first-layer accumulator from h and the
+        anchors], to which each group adds the previous group's decoded latents (channel context),
+        in place; it is dropped from the holder before the last group's symbols are coded.
+
+        Each group's means are written into mean_fx at the mask positions (stripe by stripe) and
+        that plane is what next_symbols gets as mean_fx: its other positions hold the other
+        pass's means (or zeros), which next_symbols does not use."""
+        acc = holder.pop()
         groups = self.cfg.group_slices()
+        height, width = h.shape[-2:]
+        stripes = self._stripes(height, width)
         for k, group in enumerate(groups):
             if k:
                 prev = groups[k - 1]
-                channel_context = self._values(y_sym[prev], mean_fx[prev], mask)
-                acc = acc + self.context.accumulate(channel_context, 3 * self.cfg.latent_channels + prev.start)
+                self._accumulate_into(
+                    acc, lambda a0, a1: self._values(y_sym[prev, a0:a1], mean_fx[prev, a0:a1], mask[a0:a1]),
+                    3 * self.cfg.latent_channels + prev.start)
             rows = self.cfg.group_rows(group)
-            mean, index = mean_and_index((h[rows] + self.context.finish(acc, rows)).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+            mean = mean_fx[group]
+            index = torch.empty_like(mean)
+            for r0, r1 in stripes:
+                p = self.context.finish(acc[:, r0:r1], rows).add_(h[rows, r0:r1])  # h + ctx, as before
+                part_mean, index[:, r0:r1] = mean_and_index(p.clamp_(-ACT_LIMIT_FX, ACT_LIMIT_FX))
+                del p
+                where = mask[r0:r1]
+                mean[:, r0:r1][:, where] = part_mean[:, where]
+            if k == len(groups) - 1:
+                del acc
             y_sym[group, mask] = next_symbols(group, mask, mean, index)
-            mean_fx[group, mask] = mean[:, mask]
+            del index
 
     @staticmethod
     def _values(symbols: torch.Tensor, mean_fx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -205,7 +311,9 @@ class ImageHPDecoder:
     def decode(self, payload: bytes, height: int, width: int, device: str = "cpu") -> torch.Tensor:
         """FRAME payload -> (3, height, width) uint8 image."""
         rate_fx, _, y_sym, mean_fx, adaptation = self.decode_latents(payload, height, width)
+        v = self.synthesis_input(rate_fx, y_sym, mean_fx)
+        del y_sym, mean_fx   # the synthesis needs only v: free the symbols before its tiles
         g_s = self.net(device).g_s
         g_s = g_s if adaptation is None else adaptation.apply(g_s)
-        pixels = self.synthesize(lambda v: _to_pixels(g_s(v)), rate_fx, y_sym, mean_fx, height, width, device)
+        pixels = self.synthesize_input(lambda t: _to_pixels(_forward(g_s, t)), v, height, width, device)
         return pixels[0].cpu()
