@@ -12,6 +12,7 @@ from .container import (
     MAX_MODEL_ID_BYTES,
     PROFILE_IDS,
     VERSION,
+    KEY_FLAGS_VERSION,
     WEIGHTS_DIGEST_BYTES,
     Chunk,
     ChunkType,
@@ -25,6 +26,7 @@ from .container import (
     Profile,
     SkippedChunk,
     decode_index,
+    decode_index_keys,
     encode_index,
     is_critical,
     read_container,
@@ -35,8 +37,9 @@ from .varint import decode_varint, encode_varint
 
 __all__ = [
     "ANCILLARY_BIT", "MAGIC", "MAX_CHUNK_BYTES", "MAX_DIMENSION", "MAX_MODEL_ID_BYTES", "PROFILE_IDS", "VERSION",
-    "WEIGHTS_DIGEST_BYTES", "Chunk", "ChunkType", "Container", "ContainerReader", "ContainerWriter",
-    "Header", "Kind", "PixelFormat", "PrefixedStream", "Profile", "SkippedChunk", "decode_index", "encode_index",
+    "KEY_FLAGS_VERSION", "WEIGHTS_DIGEST_BYTES", "Chunk", "ChunkType", "Container", "ContainerReader",
+    "ContainerWriter", "Header", "Kind", "PixelFormat", "PrefixedStream", "Profile", "SkippedChunk", "decode_index",
+    "decode_index_keys", "encode_index",
     "is_critical", "read_container", "write_container", "CorruptDataError", "InvalidArgumentError",
     "ModelError", "NecoError", "UnsupportedError", "decode_varint", "encode_varint",
 ]

@@ -29,7 +29,8 @@ from .errors import CorruptDataError, InvalidArgumentError, UnsupportedError
 from .varint import MAX_VARINT_BYTES, decode_varint, encode_varint
 
 MAGIC = b"\x8fN\r\n"            # high-bit byte, 'N', CR LF: text-mode and 7-bit transfers break it
-VERSION = (1, 0)                # (major, minor) written by this build; reads any 1.x
+VERSION = (1, 0)                # (major, minor) written by this build for a stream without key flags; reads any 1.x
+KEY_FLAGS_VERSION = (1, 1)      # written for a stream whose INDEX carries key-frame flags (FORMAT.md 4.1)
 MAX_HEADER_BYTES = 1024         # bytes of header body (between header length and header CRC)
 MAX_DIMENSION = 1 << 20         # pixels, per side
 MAX_MODEL_ID_BYTES = 64         # bytes of ASCII
@@ -223,6 +224,11 @@ class Container:
     skipped: list[SkippedChunk]
     total_size: int
     version: tuple[int, int] = VERSION
+    key_frames: list[bool] | None = None   # the INDEX's key-frame flags (format 1.1); None: not given
+
+    def is_key(self, frame: int) -> bool:
+        """Whether FRAME number `frame` is a key frame: per the INDEX flags, else every frame is."""
+        return self.key_frames is None or self.key_frames[frame]
 
     @property
     def frames(self) -> list[bytes]:
@@ -238,7 +244,7 @@ def _crc_bytes(crc: int) -> bytes:
     return crc.to_bytes(CRC_BYTES, "little")
 
 
-def _encode_header(header: Header) -> bytes:
+def _encode_header(header: Header, version: tuple[int, int] = VERSION) -> bytes:
     """Magic, version, header length, header body and header CRC."""
     model_id = header.model_id.encode("ascii")
     fields = [
@@ -256,7 +262,7 @@ def _encode_header(header: Header) -> bytes:
         num, den = (0, 1) if rate is None else (rate.numerator, rate.denominator)
         fields += [encode_varint(num), encode_varint(den), encode_varint(header.num_frames)]
     body = b"".join(fields)
-    head = MAGIC + bytes(VERSION) + encode_varint(len(body)) + body
+    head = MAGIC + bytes(version) + encode_varint(len(body)) + body
     return head + _crc_bytes(zlib.crc32(head))
 
 
@@ -317,19 +323,53 @@ def _decode_header(body: bytes) -> Header:
         raise CorruptDataError(f"header: {e}") from None
 
 
-def encode_index(frame_offsets: Sequence[int]) -> bytes:
-    """INDEX payload: count, first offset, then the gaps between successive offsets (varints)."""
+def encode_index(frame_offsets: Sequence[int], key_frames: Sequence[bool] | None = None) -> bytes:
+    """INDEX payload: count, first offset, then the gaps between successive offsets (varints);
+    then, when `key_frames` is given (format 1.1), one key-frame flag per frame, a bit each."""
     out, previous = [encode_varint(len(frame_offsets))], None
     for offset in frame_offsets:
         if previous is not None and offset <= previous:
             raise InvalidArgumentError(f"frame offsets must increase, got {offset} after {previous}")
         out.append(encode_varint(offset if previous is None else offset - previous))
         previous = offset
+    if key_frames is not None:
+        if len(key_frames) != len(frame_offsets):
+            raise InvalidArgumentError(f"{len(key_frames)} key-frame flags for {len(frame_offsets)} frames")
+        if key_frames and not key_frames[0]:
+            raise InvalidArgumentError("the first frame of a stream must be a key frame")
+        flags = bytearray((len(key_frames) + 7) // 8)
+        for i, key in enumerate(key_frames):
+            flags[i // 8] |= bool(key) << (i % 8)
+        out.append(bytes(flags))
     return b"".join(out)
 
 
 def decode_index(payload: bytes) -> list[int]:
     """FRAME offsets from an INDEX payload; bytes after the list are ignored (future fields)."""
+    return _decode_offsets(payload)[0]
+
+
+def decode_index_keys(payload: bytes) -> tuple[list[int], list[bool] | None]:
+    """FRAME offsets and key-frame flags from the INDEX payload of a format 1.1 (or later) stream:
+    the flags are None when the payload ends after the offsets (every frame is then a key frame);
+    bytes after the flags are ignored (later fields). The flags of padding bits must be 0 and the
+    first frame must be a key frame, else the INDEX is corrupt."""
+    offsets, pos = _decode_offsets(payload)
+    if pos == len(payload):
+        return offsets, None
+    flags = payload[pos:pos + (len(offsets) + 7) // 8]
+    if len(flags) < (len(offsets) + 7) // 8:
+        raise CorruptDataError(f"INDEX ends inside its key-frame flags ({len(flags)} bytes for {len(offsets)} frames)")
+    keys = [bool(flags[i // 8] >> (i % 8) & 1) for i in range(len(offsets))]
+    if len(offsets) % 8 and flags[-1] >> (len(offsets) % 8):
+        raise CorruptDataError("INDEX key-frame flags set past the last frame")
+    if keys and not keys[0]:
+        raise CorruptDataError("INDEX says the first frame is not a key frame")
+    return offsets, keys
+
+
+def _decode_offsets(payload: bytes) -> tuple[list[int], int]:
+    """The offsets of an INDEX payload and the position after them."""
     count, pos = decode_varint(payload, 0, "INDEX count")
     if count > len(payload) - pos:  # each entry takes at least one byte
         raise CorruptDataError(f"INDEX claims {count} entries in {len(payload) - pos} bytes")
@@ -339,7 +379,7 @@ def decode_index(payload: bytes) -> list[int]:
         if i and step == 0:
             raise CorruptDataError(f"INDEX entry {i} does not increase")
         offsets.append(step + (offsets[-1] if offsets else 0))
-    return offsets
+    return offsets, pos
 
 
 class ContainerWriter:
@@ -348,25 +388,30 @@ class ContainerWriter:
     The magic and header are written on construction; `close()` writes END (it does not close
     the stream). As a context manager it writes END only when the block ends without an
     exception, so a failed encode never looks like a complete stream.
+
+    key_flags=True: the stream's INDEX carries a key-frame flag per frame (`write_chunk`'s `key`),
+    and the version written is KEY_FLAGS_VERSION (1.1); otherwise VERSION (1.0), as before.
     """
 
-    def __init__(self, stream: BinaryIO, header: Header) -> None:
+    def __init__(self, stream: BinaryIO, header: Header, *, key_flags: bool = False) -> None:
         if not isinstance(header, Header):
             raise InvalidArgumentError(f"header must be a Header, got {type(header).__name__}")
         self.header = header
         self.offset = 0                       # bytes written so far
         self.frame_offsets: list[int] = []    # offsets of the FRAME chunks, for INDEX
+        self.key_frames: list[bool] | None = [] if key_flags else None   # key flag of each FRAME, for INDEX
         self.closed = False
         self._stream = stream
         self._seen: set[int] = set()
-        self._write(_encode_header(header))
+        self._write(_encode_header(header, KEY_FLAGS_VERSION if key_flags else VERSION))
 
     def _write(self, data: bytes) -> None:
         self._stream.write(data)
         self.offset += len(data)
 
-    def write_chunk(self, chunk_type: int, payload: bytes) -> int:
-        """Append one chunk; return its offset. Any type but END (see `close`) is allowed."""
+    def write_chunk(self, chunk_type: int, payload: bytes, *, key: bool = True) -> int:
+        """Append one chunk; return its offset. Any type but END (see `close`) is allowed. `key`:
+        whether a FRAME is a key frame (decodable without earlier frames), for the INDEX's flags."""
         if self.closed:
             raise InvalidArgumentError("write_chunk after close()")
         chunk_type = _int_in(chunk_type, 0, 0xFF, "chunk type")
@@ -386,6 +431,8 @@ class ContainerWriter:
         offset = self.offset
         if chunk_type == ChunkType.FRAME:
             self.frame_offsets.append(offset)
+            if self.key_frames is not None:
+                self.key_frames.append(bool(key))
         head = bytes([chunk_type]) + encode_varint(len(view))
         self._write(head)
         self._write(view)
@@ -393,8 +440,9 @@ class ContainerWriter:
         return offset
 
     def write_index(self) -> int:
-        """Write an INDEX chunk listing the FRAME chunks written so far; return its offset."""
-        return self.write_chunk(ChunkType.INDEX, encode_index(self.frame_offsets))
+        """Write an INDEX chunk listing the FRAME chunks written so far (and their key flags when
+        the stream has them); return its offset."""
+        return self.write_chunk(ChunkType.INDEX, encode_index(self.frame_offsets, self.key_frames))
 
     def close(self) -> None:
         """Write END, marking the stream complete. A second call does nothing."""
@@ -453,6 +501,7 @@ class ContainerReader:
         self._crc = 0                        # running CRC-32 since the previous CRC field
         self._frame_offsets: list[int] = []
         self._index: list[int] | None = None
+        self.key_frames: list[bool] | None = None   # the INDEX's key-frame flags (format 1.1), once read
         self._seen: set[int] = set()
         self.version = VERSION
         self.header = self._read_header()
@@ -564,7 +613,10 @@ class ContainerReader:
             if 0 < self.header.num_frames < len(self._frame_offsets):
                 raise CorruptDataError(f"more FRAME chunks than the {self.header.num_frames} the header declares")
         elif chunk_type == ChunkType.INDEX:
-            self._index = decode_index(payload)
+            if self.version >= KEY_FLAGS_VERSION:
+                self._index, self.key_frames = decode_index_keys(payload)
+            else:   # a 1.0 INDEX: bytes after the offsets mean nothing
+                self._index = decode_index(payload)
 
     def _finish(self) -> None:
         declared, found = self.header.num_frames, len(self._frame_offsets)
@@ -575,12 +627,15 @@ class ContainerReader:
         self.complete = True
 
 
-def write_container(header: Header, chunks: Iterable[tuple[int, bytes]], index: bool = False) -> bytes:
-    """A complete stream: header, the given (type, payload) chunks, optionally INDEX, then END."""
+def write_container(header: Header, chunks: Iterable[tuple[int, bytes]], index: bool = False,
+                    key_frames: Sequence[bool] | None = None) -> bytes:
+    """A complete stream: header, the given (type, payload) chunks, optionally INDEX, then END.
+    key_frames: a key flag per FRAME chunk, in order, for a format 1.1 INDEX (needs index=True)."""
     out = io.BytesIO()
-    with ContainerWriter(out, header) as writer:
+    keys = iter(key_frames or ())
+    with ContainerWriter(out, header, key_flags=key_frames is not None) as writer:
         for chunk_type, payload in chunks:
-            writer.write_chunk(chunk_type, payload)
+            writer.write_chunk(chunk_type, payload, key=next(keys, True) if chunk_type == ChunkType.FRAME else True)
         if index:
             writer.write_index()
     return out.getvalue()
@@ -597,4 +652,5 @@ def read_container(data: bytes) -> Container:
     trailing = size - reader.offset
     if trailing:
         raise CorruptDataError(f"{trailing} trailing byte(s) after END at offset {reader.offset}")
-    return Container(reader.header, chunks, reader.skipped, reader.offset, reader.version)
+    return Container(reader.header, chunks, reader.skipped, reader.offset, reader.version,
+                     reader.key_frames)
