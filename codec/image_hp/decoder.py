@@ -19,19 +19,17 @@ import copy
 import threading
 
 import torch
-from torch import nn
-import torch.nn.functional as F
 
 from neco.formats.errors import CorruptDataError
 
 from ..constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS
 from ..entropy import EntropyCoder, new_decoder
 from ..intnet import mean_and_index
-from ..layers import SimplifiedGDN
 from .adaptation import Adaptation, adapted_names
 from .model import (DOWNSAMPLING, ImageModel, ImageModelConfig, checkerboard, interpolate_levels,
                     interpolate_levels_int, integer_networks, model_from_frozen)
 from .offsets import TableOffsets
+from . import synthesis
 from .payload import read_head
 
 LATENT_STRIDE = 16        # pixels per latent y
@@ -68,43 +66,6 @@ def _tiled(fn, x: torch.Tensor, unit_in: int, unit_out: int) -> torch.Tensor:
             result[..., t0 * unit_out:t1 * unit_out, s0 * unit_out:s1 * unit_out] = \
                 out[..., (t0 - a0) * unit_out:(t1 - a0) * unit_out, (s0 - b0) * unit_out:(s1 - b0) * unit_out]
     return result
-
-
-# Rows of a tile's inverse GDN whose signs are restored at a time (bounds that step's temporaries).
-_SIGN_ROWS = 64
-
-
-def _inverse_gdn_in_place(gdn: SimplifiedGDN, x: torch.Tensor) -> torch.Tensor:
-    """gdn(x) (inverse: x * norm) computed in x itself, by the same float operations: norm is
-    the same convolution of |x| (taken in place, the signs kept as bits), |x| * norm in place,
-    then the signs restored. IEEE multiplication rounds magnitudes and sets the sign apart, so
-    -(|x| * n) is x * n bit for bit (-0.0 included). Saves a tile's |x| and product copies."""
-    beta = gdn.beta.abs() + 1e-6
-    gamma = gdn.gamma.abs()
-    negative = torch.signbit(x)
-    norm = F.conv2d(x.abs_(), gamma, beta)
-    x.mul_(norm)
-    del norm
-    for r0 in range(0, x.shape[-2], _SIGN_ROWS):
-        part, neg = x[..., r0:r0 + _SIGN_ROWS, :], negative[..., r0:r0 + _SIGN_ROWS, :]
-        part.copy_(torch.where(neg, -part, part))
-    return x
-
-
-def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """module(x) with the same operations in the same order and less memory: in a Sequential,
-    an inverse SimplifiedGDN right after a convolution (whose fresh output nobody else holds)
-    works in place (_inverse_gdn_in_place); anything else runs as it is."""
-    if type(module) is not nn.Sequential:
-        return module(x)
-    fresh = False
-    for layer in module:
-        if fresh and type(layer) is SimplifiedGDN and layer.inverse:
-            x = _inverse_gdn_in_place(layer, x)
-        else:
-            x = _forward(layer, x) if type(layer) is nn.Sequential else layer(x)
-        fresh = type(layer) in (nn.Conv2d, nn.ConvTranspose2d)
-    return x
 
 
 def _to_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -329,5 +290,5 @@ class ImageHPDecoder:
         del y_sym, mean_fx   # the synthesis needs only v: free the symbols before its tiles
         g_s = self.net(device).g_s
         g_s = g_s if adaptation is None else adaptation.apply(g_s)
-        pixels = self.synthesize_input(lambda t: _to_pixels(_forward(g_s, t)), v, height, width, device)
+        pixels = self.synthesize_input(lambda t: _to_pixels(synthesis.run(g_s, t)), v, height, width, device)
         return pixels[0].cpu()
