@@ -64,9 +64,11 @@ def decode(data: bytes, *, device: str = "cpu") -> Image.Image:
 def info(data: bytes) -> dict:
     """Facts about a `.neco` file from its container alone (no model runs).
 
-    A video adds ``frames``, the FRAME chunks actually in the file, and ``declared_frames``,
-    the count its header declares: None when the header leaves it open (a stream written
-    before its length was known, e.g. from a pipe).
+    A video adds ``frames``, the FRAME chunks actually in the file, ``declared_frames``,
+    the count its header declares (None when the header leaves it open: a stream written
+    before its length was known, e.g. from a pipe), and ``key_frames``, the frames its INDEX
+    flags as key frames (all of them without flags). Each FRAME chunk shows what its model's
+    family reads of its fields (the video profile: its frame type, I or P).
     """
     container = read_container(_as_bytes(data))
     h = container.header
@@ -79,7 +81,8 @@ def info(data: bytes) -> dict:
     video = {}
     if h.kind.name == "VIDEO":
         video = {"frame_rate": str(h.frame_rate) if h.frame_rate else "unknown", "frames": frames,
-                 "declared_frames": h.num_frames or None}
+                 "declared_frames": h.num_frames or None,
+                 "key_frames": sum(container.is_key(i) for i in range(len(container.frames)))}
     return {
         "kind": h.kind.name.lower(),
         "width": h.width,
@@ -111,11 +114,14 @@ def _payload_fields(family, payload: bytes) -> dict:
 
 def encode_frames(frames, output, quality: float | None = None, bpp: float | None = None, *,
                   frame_rate=None, num_frames: int | None = None, device: str = "cpu",
-                  model: str | None = None, effort: int = 0, progress=None):
+                  model: str | None = None, effort: int = 0, progress=None, profile: str | None = None,
+                  gop: int | None = None):
     """Code a sequence of frames (PIL images or HxWx3 uint8 arrays, any iterable) into a
     video `.neco` at `output` (a path or a binary stream), writing each frame as it is coded.
 
-    Frames are independent intra frames for now (docs/FORMAT.md section 10); frame_rate is
+    profile "video" (the default for a quality): a key frame every `gop` frames (default 32)
+    and predicted frames between them (docs/FORMAT.md section 12); profile "image" (the
+    default for a bpp target): independent intra frames (section 10). frame_rate is
     a Fraction or int (None: unknown); num_frames defaults to len(frames) when known.
     progress: an optional callable, called after each frame is written as
     ``progress(done, total)`` (total: num_frames, or None when unknown). Returns
@@ -129,7 +135,7 @@ def encode_frames(frames, output, quality: float | None = None, bpp: float | Non
     try:
         return _encode_frames(arrays, stream, quality, bpp, frame_rate=frame_rate, num_frames=num_frames,
                               pixel_format=pixel_format, device=device, model=model, effort=effort,
-                              progress=progress)
+                              progress=progress, profile=profile, gop=gop)
     finally:
         if stream is not output:
             stream.close()

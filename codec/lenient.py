@@ -20,7 +20,9 @@ class LenientReader(StreamReader):
     - a chunk that fails its CRC (or a FRAME whose payload does not decode) is skipped: its
       length field is trusted to find the next chunk, and the loss is reported;
     - a second failure in a row means that length was damaged too: the rest is reported lost;
-    - a stream that ends early (no END) is reported truncated.
+    - a stream that ends early (no END) is reported truncated;
+    - after a loss the reference frames are forgotten, so the predicted frames (video profile)
+      that follow are reported lost too, and decoding resumes at the next key frame.
 
     Each loss is a warning as it is found and a line in `lost`. Iteration only (no seeking),
     so pipes work; the stream-level checks of the strict reader (frame count, INDEX) are not
@@ -60,6 +62,7 @@ class LenientReader(StreamReader):
             try:
                 chunk = next(reader, None)
             except CorruptDataError:  # CRC mismatch, truncation or a bad field in this chunk
+                self._decoder.reset()    # a frame may be lost: P frames wait for the next key frame
                 length = reader.offset - len(self._head)
                 pending = self._stream.read(1)
                 if not pending:

@@ -1,10 +1,12 @@
 """Registry of models: stable string ids -> decoders and encoders, with checked weight digests.
 
-Shipped models: weights live in codec/weights/<id>.safetensors (package data); MANIFEST.json
-beside them holds each file's SHA-256, its model family (codec/family.py) and whether it is
-released. The SHA-256 is checked on load, so a damaged or swapped file is refused instead of
-silently producing different probabilities; the container stores its first DIGEST_BYTES, so a
-decoder with other weights refuses a file instead of decoding garbage.
+Shipped models: weights live in codec/weights/ (package data); MANIFEST.json beside them holds
+each model's file, its SHA-256, its model family (codec/family.py) and whether it is released.
+Models of different families may share one file (video-hp-v0 codes with image-hp-v1's
+networks): the manifest names it and its SHA-256 for each. The SHA-256 is checked on load, so a
+damaged or swapped file is refused instead of silently producing different probabilities; the
+container stores its first DIGEST_BYTES, so a decoder with other weights refuses a file instead
+of decoding garbage.
 
 Released models are immutable (docs/FORMAT.md, "Compatibility"): a released id's weights never
 change and stay in the package, so every file neco wrote decodes with every later neco; `export`
@@ -35,12 +37,14 @@ from neco.formats.errors import ModelError
 
 from .family import FrameDecoder, FrameEncoder, ModelFamily
 from .image_hp import FAMILY as IMAGE_HP
+from .video_hp import FAMILY as VIDEO_HP
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_IMAGE_MODEL = "image-hp-v1"
+DEFAULT_VIDEO_MODEL = "video-hp-v0"   # frame sequences (profile video)
 DIGEST_BYTES = 4  # truncated digest stored in each file's header
 MODELS_GROUP = "neco.models"  # entry point group of third-party models
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (IMAGE_HP,)}
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (IMAGE_HP, VIDEO_HP)}
 _CODER_METHODS = ("rate_fx_from_quality", "analyse", "code_latents", "decode")
 
 
@@ -89,7 +93,9 @@ def unknown_model(model_id: str) -> ModelError:
 
 
 def weights_path(model_id: str) -> Path:
-    return WEIGHTS_DIR / f"{model_id}.safetensors"
+    """The weights file of a model: the manifest's, else the id's own name (a model being exported)."""
+    entry = manifest().get(model_id)
+    return WEIGHTS_DIR / (entry["file"] if entry else f"{model_id}.safetensors")
 
 
 def digest(model_id: str) -> bytes:
@@ -155,7 +161,7 @@ def export(model_id: str, family: str, tensors: dict, config: str) -> Path:
         raise ModelError(f"unknown model family {family!r} (known: {', '.join(sorted(FAMILIES))})")
     from safetensors.torch import save_file
     WEIGHTS_DIR.mkdir(exist_ok=True)
-    path = weights_path(model_id)
+    path = WEIGHTS_DIR / f"{model_id}.safetensors"   # its own file, never one it shared
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     # One metadata entry: safetensors writes several in a per-process hash order, so the same
     # weights exported twice would get different bytes, hence a different digest.

@@ -11,6 +11,7 @@ encoders) loads only when something is encoded.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sized
+import copy
 from dataclasses import dataclass, field
 from fractions import Fraction
 import io
@@ -29,6 +30,8 @@ from .constants import MAX_EFFORT
 
 # Largest image accepted, in pixels: Pillow's decompression-bomb warning limit.
 MAX_PIXELS = 89_478_485
+# Key-frame interval of the video profile: a key frame every DEFAULT_GOP frames (docs/RECORD.md).
+DEFAULT_GOP = 32
 
 
 @dataclass
@@ -124,12 +127,41 @@ class StreamDecoder:
             raise ModelError(f"file was encoded with other weights of model {header.model_id!r} (digest "
                              f"{header.weights_digest.hex()}, installed {decoder.digest.hex()})")
         self.header, self._decoder, self._device, self._plugin = header, decoder, device, family is None
+        # a family whose frames reference earlier ones (video) decodes through a per-stream state
+        # holding its reference buffer; other decoders decode each payload alone
+        self._state = decoder.stream() if callable(getattr(decoder, "stream", None)) else None
+
+    def fork(self) -> "StreamDecoder":
+        """Another decoder of the same stream with its own (empty) reference buffer, e.g. for seeking."""
+        other = copy.copy(self)
+        other._state = self._decoder.stream() if self._state is not None else None
+        return other
+
+    def reset(self) -> None:
+        """Forget the reference frames (the next frame must be a key frame)."""
+        if self._state is not None:
+            self._state.reset()
+
+    def is_key(self, payload: bytes) -> bool:
+        """Whether a FRAME payload is a key frame (decodes alone), from its fields (no model runs)."""
+        return True if self._state is None else self._decoder.is_key(payload)
+
+    def advance(self, payload: bytes) -> None:
+        """Decode a frame only as far as the next frame's reference needs (its latents, no pixels)."""
+        if self._state is not None:
+            h = self.header
+            self._guard(lambda: self._state.latents(payload, h.height, h.width))
 
     def frame(self, payload: bytes) -> np.ndarray:
-        """One FRAME payload -> (H, W, 3) uint8 pixels."""
+        """One FRAME payload -> (H, W, 3) uint8 pixels (the next frame of the stream)."""
+        h = self.header
+        coder = self._decoder if self._state is None else self._state
+        return self._guard(lambda: coder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy())
+
+    def _guard(self, decode):
         h = self.header
         try:
-            return self._decoder.decode(payload, h.height, h.width, self._device).permute(1, 2, 0).numpy()
+            return decode()
         except NecoError:
             raise
         except Exception as exc:
@@ -165,6 +197,8 @@ class FramesResult:
     bpp: float               # over all frames
     model_id: str
     seconds: float
+    profile: str = "image"
+    key_frames: int = 0      # frames that decode alone (every frame in profile image)
 
 
 class FrameWriter:
@@ -176,26 +210,35 @@ class FrameWriter:
             writer.write(pixels)            # coded and written at once, the stream flushed
         result = writer.close()             # INDEX and END
 
-    Until the video profile exists every frame is an independent intra frame coded by the image
-    model (profile ``image``, see docs/FORMAT.md section 10), so `quality` / `bpp` apply per
-    frame. Memory does not grow with the number of frames. If close is never reached (an error,
+    The profile (`frames_profile`): ``video`` (the default for a quality) codes a key frame every
+    `gop` frames and P frames predicted from the frame before between them (docs/FORMAT.md
+    section 12), `quality` for the whole clip; ``image`` (the default for a `bpp` target, which
+    the video profile does not take yet) codes every frame as an independent intra frame
+    (section 10), `quality` / `bpp` per frame. Memory does not grow with the number of frames
+    (the video profile keeps one reference frame). If close is never reached (an error,
     frames that stop early), no END is written: the stream reads as truncated, not complete.
     """
 
     def __init__(self, stream: BinaryIO, width: int, height: int, quality: float | None = None,
                  bpp: float | None = None, *, frame_rate: Fraction | int | None = None, num_frames: int = 0,
                  pixel_format: PixelFormat = PixelFormat.RGB8, device: str = "cpu", model: str | None = None,
-                 effort: int = 0) -> None:
+                 effort: int = 0, profile: str | None = None, gop: int | None = None) -> None:
         from .rate_control import code_frame  # the encoder side loads only when encoding
         _check_rate(quality, bpp)
         check_effort(effort)
         self._start = time.perf_counter()
-        self._coder = registry.get_encoder(model or registry.DEFAULT_IMAGE_MODEL)
-        self._code = lambda pixels: code_frame(self._coder, pixels, quality, bpp, device, effort)[0]
+        model, self.profile = frames_profile(model, profile, bpp)
+        self._coder = registry.get_encoder(model)
+        if self.profile == Profile.VIDEO:
+            coder = self._coder.stream(check_gop(gop), quality, effort, device)
+            self._code = lambda pixels: coder.code(pixels)[:2]
+        else:
+            self._code = lambda pixels: (code_frame(self._coder, pixels, quality, bpp, device, effort)[0], True)
         header = Header(kind=Kind.VIDEO, width=width, height=height, pixel_format=pixel_format,
-                        frame_rate=frame_rate, num_frames=num_frames, profile=Profile.IMAGE,
+                        frame_rate=frame_rate, num_frames=num_frames, profile=self.profile,
                         model_id=self._coder.model_id, weights_digest=self._coder.digest)
-        self._stream, self._writer, self.frames = stream, ContainerWriter(stream, header), 0
+        self._writer = ContainerWriter(stream, header, key_flags=self.profile == Profile.VIDEO)
+        self._stream, self.frames, self.key_frames = stream, 0, 0
 
     def write(self, pixels: np.ndarray) -> None:
         """Code one (H, W, 3) uint8 frame of the stream's size and write it."""
@@ -204,8 +247,10 @@ class FrameWriter:
         if pixels.shape[:2] != (h.height, h.width):
             raise InvalidArgumentError(f"frame {self.frames + 1} is {pixels.shape[1]}x{pixels.shape[0]}; "
                                        f"the stream is {h.width}x{h.height}")
-        self._writer.write_chunk(ChunkType.FRAME, self._code(pixels))
+        payload, key = self._code(pixels)
+        self._writer.write_chunk(ChunkType.FRAME, payload, key=key)
         self.frames += 1
+        self.key_frames += key
         _flush(self._stream)
 
     def close(self) -> "FramesResult":
@@ -215,15 +260,54 @@ class FrameWriter:
         _flush(self._stream)
         h, size = self._writer.header, self._writer.offset
         return FramesResult(self.frames, h.width, h.height, size, 8 * size / (h.width * h.height * self.frames),
-                            self._coder.model_id, time.perf_counter() - self._start)
+                            self._coder.model_id, time.perf_counter() - self._start, str(self.profile),
+                            self.key_frames)
+
+
+def frames_profile(model: str | None, profile: str | None, bpp: float | None) -> tuple[str, Profile]:
+    """(model id, profile) of a frame sequence: the model's profile when a model is named (a
+    `profile` must then agree), else the default model of `profile`, else of ``video`` for a
+    quality and ``image`` for a bpp target (the video profile has no rate search yet)."""
+    if profile is not None:
+        try:
+            profile = Profile(profile)
+        except ValueError:
+            raise InvalidArgumentError(f"unknown profile {profile!r} for frames (known: image, video)") from None
+    if model is None:
+        wanted = profile or (Profile.IMAGE if bpp is not None else Profile.VIDEO)
+        model = registry.DEFAULT_VIDEO_MODEL if wanted == Profile.VIDEO else registry.DEFAULT_IMAGE_MODEL
+    family = registry.family_of(model)
+    coded = family.profile if family is not None else Profile(getattr(registry.get_decoder(model), "profile",
+                                                                      Profile.IMAGE))
+    if profile is not None and profile != coded:
+        raise InvalidArgumentError(f"model {model!r} codes profile {str(coded)!r}, not {str(profile)!r}")
+    if coded not in (Profile.IMAGE, Profile.VIDEO):
+        raise InvalidArgumentError(f"profile {str(coded)!r} does not code frame sequences")
+    if coded == Profile.VIDEO and bpp is not None:
+        raise InvalidArgumentError("the video profile codes at a quality (no bpp target yet): give quality, "
+                                   "or profile 'image' for intra frames at a bpp")
+    return model, coded
+
+
+def check_gop(gop: int | None) -> int:
+    """The key-frame interval: DEFAULT_GOP, or an integer >= 1 (1: every frame a key frame)."""
+    if gop is None:
+        return DEFAULT_GOP
+    if isinstance(gop, bool) or not isinstance(gop, int) or gop < 1:
+        raise InvalidArgumentError(f"gop (the key-frame interval) must be an integer >= 1, got {gop!r}")
+    return gop
 
 
 def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float | None = None,
                   bpp: float | None = None, *, frame_rate: Fraction | int | None = None,
                   num_frames: int | None = None, pixel_format: PixelFormat = PixelFormat.RGB8,
                   device: str = "cpu", model: str | None = None, effort: int = 0,
-                  progress: Callable[[int, int | None], None] | None = None) -> FramesResult:
+                  progress: Callable[[int, int | None], None] | None = None, profile: str | None = None,
+                  gop: int | None = None) -> FramesResult:
     """Code (H, W, 3) uint8 frames into a VIDEO `.neco` stream through a `FrameWriter`.
+
+    profile / gop: see `FrameWriter` (default: the video profile, a key frame every DEFAULT_GOP
+    frames; the image profile, intra frames, for a bpp target).
 
     num_frames: declared in the header; default len(frames) when it has one, else 0 (unknown,
     e.g. a pipe). frame_rate: frames per second as a Fraction or int, or None (unknown).
@@ -231,6 +315,8 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
     """
     _check_rate(quality, bpp)
     check_effort(effort)
+    frames_profile(model, profile, bpp)
+    check_gop(gop)
     if num_frames is None:
         num_frames = len(frames) if isinstance(frames, Sized) else 0
     iterator = iter(frames)
@@ -239,7 +325,8 @@ def encode_frames(frames: Iterable[np.ndarray], stream: BinaryIO, quality: float
         raise InvalidArgumentError("no frames to encode")
     _check_pixels(first)
     writer = FrameWriter(stream, first.shape[1], first.shape[0], quality, bpp, frame_rate=frame_rate,
-                         num_frames=num_frames, pixel_format=pixel_format, device=device, model=model, effort=effort)
+                         num_frames=num_frames, pixel_format=pixel_format, device=device, model=model, effort=effort,
+                         profile=profile, gop=gop)
     for pixels in itertools.chain([first], iterator):
         writer.write(pixels)
         if progress is not None:
@@ -295,10 +382,13 @@ class FrameReader(StreamReader):
             reader.frame(10)                   # random access (files and other seekable streams)
             reader.frame_count()
 
-    Iterating streams: it works on pipes and holds one frame at a time. `frame_count()` (when
-    the header does not declare it) and `frame(i)` need a seekable input: the frame offsets
-    come from one pass over the container (CRCs checked, no frame decoded) that also verifies
-    the INDEX chunk; a FRAME is then read at its offset. Still images (kind IMAGE) read as a
+    Iterating streams: it works on pipes and holds one frame at a time (and the video profile's
+    reference). `frame_count()` (when the header does not declare it) and `frame(i)` need a
+    seekable input: the frame offsets and key frames come from one pass over the container
+    (CRCs checked, each frame's type read, no frame decoded) that also verifies the INDEX chunk
+    (offsets and key-frame flags); `frame(i)` then decodes from the last key frame at or before
+    i (the frames before i only as far as their latents), or goes on from the frame it decoded
+    last when that is on the way. Still images (kind IMAGE) read as a
     one-frame stream. Greyscale files decode to three channels, as `decode_array` does. The
     header, model and weights are checked before any model runs; `icc_profile` / `exif` are
     filled in as their chunks are read.
@@ -312,6 +402,8 @@ class FrameReader(StreamReader):
         self._header_length = self._reader.offset
         self._decoder = StreamDecoder(self.header, device)
         self._offsets: list[int] | None = None
+        self._keys: list[bool] = []
+        self._seek, self._seek_at = self._decoder.fork(), None   # seeking's decoder and the frame it holds
         self._started = False
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -325,6 +417,7 @@ class FrameReader(StreamReader):
             self._stream.seek(self._base)
             self._reader = ContainerReader(self._stream)
         self._started = True
+        self._decoder.reset()
         for chunk in self._reader:
             self._note(chunk)
             if chunk.type == ChunkType.FRAME:
@@ -335,10 +428,27 @@ class FrameReader(StreamReader):
         return self.header.num_frames or len(self._frame_offsets())
 
     def frame(self, index: int) -> np.ndarray:
-        """Frame `index` (0-based) of a seekable input; reads only that FRAME chunk."""
+        """Frame `index` (0-based) of a seekable input: decoded from the last key frame at or
+        before it (for intra frames, only that FRAME chunk is read)."""
         offsets = self._frame_offsets()
         if not 0 <= index < len(offsets):
             raise InvalidArgumentError(f"frame {index} out of range: the stream has {len(offsets)} frame(s)")
+        key = max(i for i in range(index + 1) if self._keys[i])
+        start = key
+        if self._seek_at is not None and key <= self._seek_at < index:
+            start = self._seek_at + 1      # the reference it holds is on the way
+        self._seek_at = None               # a failure below leaves no usable reference
+        if start == key:
+            self._seek.reset()
+        for i in range(start, index):
+            self._seek.advance(self._payload(i))
+        pixels = self._seek.frame(self._payload(index))
+        self._seek_at = index
+        return pixels
+
+    def _payload(self, index: int) -> bytes:
+        """The payload of FRAME `index`, read at its offset (CRC checked)."""
+        offsets = self._frame_offsets()
         position = self._stream.tell()
         try:
             self._stream.seek(self._base)
@@ -349,24 +459,32 @@ class FrameReader(StreamReader):
             self._stream.seek(position)
         if chunk is None or chunk.type != ChunkType.FRAME:
             raise CorruptDataError(f"no FRAME chunk at the offset of frame {index}")
-        return self._decoder.frame(chunk.payload)
+        return chunk.payload
 
     def _frame_offsets(self) -> list[int]:
         """Offsets of the FRAME chunks from one checked pass (the reader checks that an INDEX,
-        when present, lists exactly these offsets)."""
+        when present, lists exactly these offsets), with each frame's key flag from its payload,
+        checked against the INDEX's key-frame flags when it has them."""
         if self._offsets is None:
             if self._base is None:
                 raise UnsupportedError("counting or seeking frames needs a seekable input (a file), not a pipe")
             position = self._stream.tell()
             try:
                 self._stream.seek(self._base)
-                frames = []
-                for chunk in ContainerReader(self._stream):
+                frames, keys = [], []
+                reader = ContainerReader(self._stream)
+                for chunk in reader:
                     self._note(chunk)
                     if chunk.type == ChunkType.FRAME:
                         frames.append(chunk.offset)
+                        keys.append(self._decoder.is_key(chunk.payload))
             finally:
                 self._stream.seek(position)
-            self._offsets = frames
+            if keys and not keys[0]:
+                raise CorruptDataError("the first frame is not a key frame: nothing before it to predict it from")
+            if reader.key_frames is not None and reader.key_frames != keys:
+                wrong = next(i for i, (a, b) in enumerate(zip(reader.key_frames, keys)) if a != b)
+                raise CorruptDataError(f"INDEX key-frame flags do not match the frames (frame {wrong})")
+            self._offsets, self._keys = frames, keys
         return self._offsets
 

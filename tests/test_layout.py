@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
 # Modules of the encoder side: a decode must not import them (nor anything that imports them).
 ENCODER_MODULES = {"neco.codec.rate_control", "neco.codec.image_hp.encoder", "neco.codec.image_hp.refine",
-                   "neco.codec.image_hp.fit", "neco.codec.image_hp.training"}
+                   "neco.codec.image_hp.fit", "neco.codec.image_hp.training", "neco.codec.video_hp.encoder"}
 
 
 def _modules() -> dict[str, Path]:
@@ -90,7 +90,7 @@ def test_the_decoder_side_imports_no_encoder_module():
     """Statically for the family's decoder modules; the session layer reaches the encoder side
     through lazy imports (registry.get_encoder, FrameWriter), checked at run time below."""
     for name in ("neco.codec.image_hp.decoder", "neco.codec.image_hp.adaptation", "neco.codec.image_hp.offsets",
-                 "neco.codec.image_hp.payload"):
+                 "neco.codec.image_hp.payload", "neco.codec.video_hp.decoder", "neco.codec.video_hp.payload"):
         assert not _reachable(name) & ENCODER_MODULES, name
 
 
@@ -121,6 +121,29 @@ print(sorted(m for m in sys.modules if m.startswith("neco.")))
     assert result.returncode == 0, result.stderr
     loaded = set(eval(result.stdout.splitlines()[-1]))
     assert "neco.codec.image_hp.decoder" in loaded and not loaded & ENCODER_MODULES
+
+
+def test_decoding_a_video_loads_no_encoder_module(tmp_path):
+    """The video profile's decode (sequential, seeking, lenient, CLI) loads no encoder module either."""
+    import numpy as np
+    import neco
+    clip = tmp_path / "clip.neco"
+    frames = [np.full((64, 64, 3), 40 * i, np.uint8) for i in range(3)]
+    neco.encode_frames(frames, clip, quality=10, gop=2)
+    result = _run(f"""
+import sys, tempfile, neco
+from neco.plugins.cli import cli
+path = {str(clip)!r}
+with neco.open(path) as reader:
+    list(reader)
+    reader.frame(1)
+list(neco.open(path, strict=False))
+cli.main(["decode", path, tempfile.mkdtemp() + "/out.y4m"], standalone_mode=False)
+print(sorted(m for m in sys.modules if m.startswith("neco.")))
+""")
+    assert result.returncode == 0, result.stderr
+    loaded = set(eval(result.stdout.splitlines()[-1]))
+    assert "neco.codec.video_hp.decoder" in loaded and not loaded & ENCODER_MODULES
 
 
 def test_every_module_imports_on_its_own():

@@ -39,8 +39,8 @@ def with_second_model(tmp_path, monkeypatch):
     """The shipped models plus a small, untrained stand-in for the next release, `image-hp-v2`."""
     folder = tmp_path / "weights"
     folder.mkdir()
-    for model_id, entry in registry.manifest().items():
-        (folder / entry["file"]).symlink_to(registry.weights_path(model_id))
+    for name in {entry["file"] for entry in registry.manifest().values()}:   # models may share a file
+        (folder / name).symlink_to(registry.WEIGHTS_DIR / name)
     (folder / "MANIFEST.json").write_text(json.dumps(registry.manifest()))
     monkeypatch.setattr(registry, "WEIGHTS_DIR", folder)
     registry.reload()
@@ -51,7 +51,8 @@ def with_second_model(tmp_path, monkeypatch):
 
 
 def test_a_released_file_decodes_after_a_new_model_is_added(with_second_model):
-    assert registry.available() == ["image-hp-v1", "image-hp-v2"] and registry.released() == ["image-hp-v1"]
+    assert registry.available() == ["image-hp-v1", "image-hp-v2", "video-hp-v0"]
+    assert registry.released() == ["image-hp-v1"]
     for path in sorted(GOLDEN_V1.glob("*.neco")):   # the same symbols, the same pixels (within a level)
         data, reference = path.read_bytes(), np.load(path.with_suffix(".npy"))
         assert golden_record(data) == json.loads(path.with_suffix(".json").read_text())
