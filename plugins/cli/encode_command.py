@@ -110,7 +110,14 @@ def _encode_animation(image: Image.Image, input_path: str, output_path: str, for
     "(smaller files at the same quality, much slower to encode; decoding takes the same time).",
 )
 @click.option("--model", metavar="NAME", default=None,
-              help="Model id (see `neco list`)  [default: the shipped image model].")
+              help="Model id (see `neco list`)  [default: the shipped image model; for a frame sequence, the "
+                   "shipped video model, or the image model with --bpp or --profile image].")
+@click.option("--profile", type=click.Choice(["video", "image"]), default=None,
+              help="Frame sequences: video (key frames and frames predicted from the frame before; the "
+                   "default with --quality) or image (independent intra frames; the default with --bpp).")
+@click.option("--gop", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Frame sequences, profile video: a key frame every N frames (seek and resync points)  "
+                   "[default: 32].")
 @device_option
 @force_option
 @sequence_options
@@ -122,6 +129,8 @@ def encode(
     bpp: float | None,
     effort: int,
     model: str | None,
+    profile: str | None,
+    gop: int | None,
     device: str,
     force: bool,
     **sequence: Any,
@@ -147,6 +156,7 @@ def encode(
     check_input(input_path)
     start = time.perf_counter()
     coding = {"quality": quality, "bpp": bpp, "effort": effort, "device": device, "model": model}
+    clip = {"profile": profile, "gop": gop}     # frame sequences only
     image = None
     if input_path != STDIO and sequence.get("input_format") == "auto":
         image = probe_image(input_path)
@@ -156,25 +166,26 @@ def encode(
             if isinstance(source, sequences.FrameSource):
                 check_output(output_path, force, streams=False)
                 summary = sequences.encode_source(source, output_path, force, what=progress.label("encode", input_path),
-                                                  **coding)
+                                                  **coding, **clip)
         if isinstance(source, sequences.FrameSource):
             progress.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}")
             return
         image = open_image(input_path, read_input(input_path) if source is None else source)
     with image:  # closes the file an image from a path keeps open (all of them, for animations)
         summary = _encode_image(load_image(image, display(input_path, "stdin")), input_path, output_path, force,
-                                sequence, coding)
+                                sequence, coding, clip)
     progress.echo(f"{display(input_path, 'stdin')} -> {display(output_path, 'stdout')}: {summary}, "
                   f"{time.perf_counter() - start:.1f} s")
 
 
 def _encode_image(image: Image.Image, input_path: str, output_path: str, force: bool, sequence: dict[str, Any],
-                  coding: dict[str, Any]) -> str:
+                  coding: dict[str, Any], clip: dict[str, Any]) -> str:
     """Code a loaded still image, or every frame of an animated one, into OUT; the summary line."""
     if getattr(image, "is_animated", False):
-        return _encode_animation(image, input_path, output_path, force, sequence, **coding)
-    if sequence.get("frame_range") or sequence.get("scale") or sequence.get("rate"):
-        raise click.UsageError("--frames, --scale and --rate apply to frame sequences, not to a still image")
+        return _encode_animation(image, input_path, output_path, force, sequence, **coding, **clip)
+    if sequence.get("frame_range") or sequence.get("scale") or sequence.get("rate") or any(clip.values()):
+        raise click.UsageError("--frames, --scale, --rate, --profile and --gop apply to frame sequences, "
+                               "not to a still image")
     searching = f", searching {coding['bpp']:g} bpp" if coding.get("bpp") else ""
     with about(input_path, "stdin"), progress.working(progress.label("encode", input_path) + searching):
         data = neco.encode(image, **coding)

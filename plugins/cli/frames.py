@@ -164,13 +164,15 @@ def _shaped(frames: Iterable[np.ndarray], size: tuple[int, int], rate: Fraction 
 
 def encode_source(source: FrameSource, output_path: str, force: bool, *, quality: float | None,
                   bpp: float | None, device: str, model: str | None = None, effort: int = 0,
-                  what: str = "encode") -> str:
+                  what: str = "encode", profile: str | None = None, gop: int | None = None) -> str:
     """Encode a frame sequence into OUT (`what`: its progress bar's label); returns the summary line."""
     with binary_output(output_path, force) as out, progress.frames(what, source.total) as report:
         result = neco.encode_frames(source.frames, out, quality, bpp, frame_rate=source.frame_rate, num_frames=0,
-                                    device=device, model=model, effort=effort, progress=report)
+                                    device=device, model=model, effort=effort, progress=report, profile=profile,
+                                    gop=gop)
     rate = f" @ {source.frame_rate} fps" if source.frame_rate else ""
-    return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}), "
+    keys = f", {result.key_frames} key frame(s)" if result.profile == "video" else ""
+    return (f"{result.frames} frame(s) {result.width}x{result.height}{rate} ({source.kind}{keys}), "
             f"{result.bpp:.3f} bpp, {result.bytes_written:,} bytes, {result.seconds:.1f} s")
 
 
