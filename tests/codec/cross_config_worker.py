@@ -10,10 +10,14 @@ run, so each configuration needs its own process), then prints one JSON line map
 file to the hash of its decoded symbols: by name after `encode`, and as DIR/NAME (its folder
 and name) after `decode`, which also saves the pixels as OUT_DIR/DIR--NAME.npy. Each image is
 also coded once with a decoder adaptation (image_hp/adaptation.py) of fixed pseudo-random deltas, so that
-the adapted synthesis is compared across configurations too.
+the adapted synthesis is compared across configurations too. An input of shape (N, H, W, 3) is a
+clip: coded by the video profile (one group of pictures, I then P frames) at each quality; its
+digest covers every frame's symbols (the last frame's depend on all before it) and its pixels
+are every frame's.
 """
 
 import hashlib
+import io
 import json
 from pathlib import Path
 import sys
@@ -35,10 +39,24 @@ QUALITIES = (10, 90)
 def symbols_digest(data: bytes) -> str:
     container = read_container(data)
     h = container.header
-    _, z, y, mean, adaptation = registry.get_decoder(h.model_id).decode_latents(container.chunks[0].payload,
-                                                                            h.height, h.width)
+    decoder = registry.get_decoder(h.model_id)
+    if h.profile == "video":   # every frame in stream order, through the reference buffer
+        stream, tensors = decoder.stream(), []
+        for payload in container.frames:
+            _, z, y, mean, adaptation = stream.latents(payload, h.height, h.width)
+            tensors += [z, y, mean, *(adaptation.symbols if adaptation else ())]
+        return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
+    _, z, y, mean, adaptation = decoder.decode_latents(container.chunks[0].payload, h.height, h.width)
     tensors = (z, y, mean) + (adaptation.symbols if adaptation else ())
     return hashlib.sha256(b"".join(t.numpy().tobytes() for t in tensors)).hexdigest()
+
+
+def decode_pixels(data: bytes, device: str) -> np.ndarray:
+    """An image's pixels, or a clip's frames stacked."""
+    if read_container(data).header.profile == "video":
+        with neco.open(data, device=device) as reader:
+            return np.stack(list(reader))
+    return neco.decode_array(data, device=device)
 
 
 def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
@@ -55,7 +73,15 @@ def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
     assert device == "cpu" or torch.cuda.is_available()
     out, digests = Path(out_dir), {}
     for path in map(Path, paths):
-        if action == "encode":
+        if action == "encode" and np.load(path).ndim == 4:   # a clip: one group of pictures
+            frames = list(np.load(path))
+            for q in QUALITIES:
+                out_stream = io.BytesIO()
+                neco.encode_frames(frames, out_stream, quality=q, device=device, gop=len(frames))
+                name = f"{path.stem}-q{q}.neco"
+                (out / name).write_bytes(out_stream.getvalue())
+                digests[name] = symbols_digest(out_stream.getvalue())
+        elif action == "encode":
             pixels = np.load(path)
             for q in QUALITIES:
                 data = neco.encode(pixels, quality=q, device=device)
@@ -68,7 +94,7 @@ def main(config_json: str, action: str, out_dir: str, *paths: str) -> None:
         else:
             data = path.read_bytes()
             digests[f"{path.parent.name}/{path.name}"] = symbols_digest(data)
-            np.save(out / f"{path.parent.name}--{path.stem}.npy", neco.decode_array(data, device=device))
+            np.save(out / f"{path.parent.name}--{path.stem}.npy", decode_pixels(data, device))
     print(json.dumps(digests))
 
 

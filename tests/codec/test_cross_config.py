@@ -5,7 +5,9 @@ capability (DEFAULT vs the best this CPU has), threads (1 vs 2), torch's determi
 tile size (default vs tiny tiles, so tile seams move) and device (CPU vs CUDA; the CUDA
 configuration is skipped without a GPU but stays in the matrix). Each runs in a fresh
 subprocess (cross_config_worker.py) that asserts what it runs on. The default suite codes two
-small photo crops at two qualities; `-m slow` codes all 24 Kodak images at two qualities.
+small photo crops at two qualities and a 3-frame clip (video profile: I, P, P); `-m slow` codes
+all 24 Kodak images at two qualities and a 32-frame clip (one group of pictures: its last frame
+depends on all 31 before it).
 """
 
 import itertools
@@ -83,10 +85,19 @@ def _check(results: dict, enc: str, dec: str) -> None:
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, f
 
 
+def pan(count: int, size: int = 64) -> np.ndarray:
+    """A clip (count, size, size, 3): a photo whose right half pans while the left half stays still."""
+    base = photo_crop(size + 2 * count, size + count, index=6)
+    frames = np.stack([base[:size, :size]] * count)
+    for t in range(count):
+        frames[t, :, size // 2:] = base[t:t + size, size // 2 + 2 * t:size + 2 * t]
+    return frames
+
+
 @pytest.fixture(scope="module")
 def photo_matrix(tmp_path_factory):
     return _matrix(tmp_path_factory.mktemp("cross"), {"crop": photo_crop(200, 136, index=3),
-                                                      "odd": photo_crop(97, 61, index=5)})
+                                                      "odd": photo_crop(97, 61, index=5), "clip": pan(3)})
 
 
 @pytest.mark.parametrize("enc,dec", PAIRS)
@@ -105,3 +116,15 @@ def kodak_matrix(tmp_path_factory):
 @pytest.mark.parametrize("enc,dec", PAIRS)
 def test_kodak_across_configurations(kodak_matrix, enc, dec):
     _check(kodak_matrix, enc, dec)
+
+
+@pytest.fixture(scope="module")
+def gop_matrix(tmp_path_factory):
+    return _matrix(tmp_path_factory.mktemp("gop"), {"clip32": pan(32), "crop": photo_crop(64, 64, index=3)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("enc,dec", PAIRS)
+def test_a_32_frame_group_of_pictures_across_configurations(gop_matrix, enc, dec):
+    """Every frame's symbols (the last one's depend on 31 P frames before it), pixels within 1."""
+    _check(gop_matrix, enc, dec)
