@@ -151,3 +151,16 @@ def test_a_p_frame_alone_does_not_decode(coded):
         registry.get_decoder(h.model_id).decode(container.frames[1], h.height, h.width)
     with pytest.raises(neco.UnsupportedError, match="frame type 7"):
         payload.read_head(b"\x07" + container.frames[1][1:])
+
+
+def test_an_intra_only_clip_of_the_previous_writer_still_decodes_and_seeks():
+    """The golden clip (image-hp-v1, profile image, format 1.0): every frame a key frame."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "golden" / "image-hp-v1" / "clip-2-frames.neco"
+    data = path.read_bytes()
+    container = read_container(data)
+    assert container.version == (1, 0) and container.header.profile == "image" and container.key_frames is None
+    sequential = list(neco.open(data))
+    with neco.open(data) as reader:
+        assert [np.array_equal(reader.frame(i), sequential[i]) for i in (1, 0)] == [True, True]
+    assert neco.info(data)["key_frames"] == 2
