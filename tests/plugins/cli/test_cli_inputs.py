@@ -617,10 +617,11 @@ def test_frame_sequence_refuses_a_device(tmp_path, recorded_frames):
 
 @pytest.fixture(scope="module")
 def clip() -> tuple[bytes, list]:
-    """A real 3-frame .neco (frame means about 30, 130, 230) and its chunks."""
+    """A real 3-frame .neco of intra frames (frame means about 30, 130, 230) and its chunks (the
+    video profile's P frames after a loss: tests/codec/video_hp)."""
     buffer = io.BytesIO()
     neco.encode_frames([np.full((12, 16, 3), v, np.uint8) for v in (30, 130, 230)], buffer, quality=90,
-                       frame_rate=25)
+                       frame_rate=25, profile="image")
     data = buffer.getvalue()
     return data, list(ContainerReader(io.BytesIO(data)))
 
