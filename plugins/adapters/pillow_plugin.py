@@ -12,8 +12,11 @@ Follows the conventions of Pillow's own plugins (``QoiImagePlugin``, ``WebPImage
   override those of the image.
 - Video files are multi-frame images: ``n_frames``, ``is_animated``, ``seek()`` / ``tell()``, and
   ``info["duration"]`` (ms per frame) when the frame rate is known. `load` decodes only the
-  current frame, read at its offset (`neco.codec.session.FrameReader`); ``n_frames`` of a stream
-  that did not declare its count costs one pass over the container (no frame is decoded).
+  current frame, read at its offset (`neco.codec.session.FrameReader.frame`): a predicted frame
+  (video profile) from the last key frame at or before it, the frames between only as far as
+  their latents, or on from the frame loaded before when that is on the way (so reading frames
+  in order decodes each once); ``n_frames`` of a stream that did not declare its count costs one
+  pass over the container (no frame is decoded). Seeking outside the frames raises `EOFError`.
   ``save(..., save_all=True, append_images=[...], duration=40)`` writes a video.
 
 Registration is explicit, via `register` (``import neco`` calls it), as pillow-heif does. The

@@ -4,10 +4,10 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 import neco
-from conftest import PSNR_FLOOR, psnr, smooth_image
+from conftest import PSNR_FLOOR, photo_crop, psnr, smooth_image
 from neco.codec import session
 from neco.formats import MAGIC
 from neco.plugins.adapters import pillow_plugin
@@ -107,3 +107,45 @@ def test_explicit_registration_entry_point():
     import neco.plugins
     neco.plugins.register()
     assert Image.registered_extensions()[".neco"] == "NECO"
+
+
+def _panning_clip(count: int = 6, width: int = 64, height: int = 64) -> list[np.ndarray]:
+    """A photo crop shifted by one pixel down and two right every other frame (the P frames' work)."""
+    base = photo_crop(width + 2 * count, height + count, index=1)
+    return [base[t // 2:t // 2 + height, t:t + width].copy() for t in range(count)]
+
+
+@pytest.fixture(scope="module")
+def ip_clip(tmp_path_factory):
+    """A six-frame video-profile clip, key frames 0 and 4 (I P P P I P), and its sequential decode."""
+    path = tmp_path_factory.mktemp("video") / "clip.neco"
+    result = neco.encode_frames(_panning_clip(), path, quality=50, gop=4, frame_rate=25)
+    assert result.profile == "video" and result.key_frames == 2
+    return path, list(neco.open(path))
+
+
+def test_video_seek_is_frame_accurate(ip_clip, monkeypatch):
+    path, sequential = ip_clip
+    advanced = []   # frames decoded only as far as their latents (the way from a key frame)
+    original = session.StreamDecoder.advance
+    monkeypatch.setattr(session.StreamDecoder, "advance", lambda self, payload: (advanced.append(payload),
+                                                                                  original(self, payload))[1])
+    with Image.open(path) as image:
+        assert (image.n_frames, image.is_animated, image.tell()) == (6, True, 0)
+        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+        assert advanced == []                     # sequential reading goes on from the frame before
+        for index, walked in ((3, 3), (5, 1), (2, 2), (1, 1), (4, 0), (5, 0), (0, 0)):
+            advanced.clear()
+            image.seek(index)
+            assert image.tell() == index and np.array_equal(np.asarray(image), sequential[index]), index
+            assert len(advanced) == walked, index  # from the key frame at or before it, or the frame held
+    assert [np.array_equal(a, b) for a, b in zip(frames, sequential)] == [True] * 6
+
+
+@pytest.mark.parametrize("index", [6, 100, -1])
+def test_video_seek_outside_is_eoferror(ip_clip, index):
+    with Image.open(ip_clip[0]) as image:
+        image.seek(2)
+        with pytest.raises(EOFError):
+            image.seek(index)
+        assert image.tell() == 2 and np.array_equal(np.asarray(image), ip_clip[1][2])
