@@ -7,15 +7,16 @@ Inputs of ``neco encode`` (chosen in this order):
 - an image Pillow reads (the still-image path of the CLI; stdin that is not Y4M is an image);
 - any other file: a video through PyAV (``--frames START:STOP``, ``--scale WxH``).
 
-A frame sequence becomes a VIDEO `.neco` of independent intra frames, written frame by frame:
-memory does not grow with the number of frames. To a file it is written atomically like every
-CLI output (`output`); to stdout it streams, so a failure midway
-leaves a stream without END, which every reader reports as truncated.
+A frame sequence becomes a VIDEO `.neco` (the video profile's I/P frames, or intra frames with
+``--profile image``), written frame by frame: memory does not grow with the number of frames.
+To a file it is written atomically like every CLI output (`output`); to stdout it streams, so a
+failure midway leaves a stream without END, which every reader reports as truncated.
 
 Outputs of ``neco decode`` besides images: ``-f y4m`` (or OUT ending in ``.y4m``) writes Y4M,
 frame by frame, also to stdout; OUT ending in ``.mp4``, ``.mkv``, ``.webm``, ``.mov``, ``.avi``
 (or ``-f mp4`` ...) is encoded by PyAV with ``--vcodec`` (default libx264). Still images work
-too (one frame).
+too (one frame). ``--frames START:STOP`` (STOP excluded) decodes only those frames, seeking
+frame-accurately (`decode_to`'s `selection`).
 """
 
 from __future__ import annotations
@@ -192,11 +193,15 @@ def video_target(output_path: str, fmt: str | None) -> str | None:
 
 
 def decode_to(target: str, reader: Any, output_path: str, force: bool, *, vcodec: str,
-              pix_fmt: str | None, what: str = "decode") -> int:
-    """Decode every frame of `reader` (`neco.open`) into Y4M or a video file, one frame at a time
-    (`what`: the progress bar's label); returns the count."""
+              pix_fmt: str | None, what: str = "decode", selection: range | None = None) -> int:
+    """Decode every frame of `reader` (`neco.open`), or those of `selection` (``reader.frame(i)``:
+    from the key frame before the first, then on frame by frame), into Y4M or a video file, one
+    frame at a time (`what`: the progress bar's label); returns the count."""
     header = reader.header
-    frames = progress.counted(reader, what, frame_count(reader))
+    if selection is None:
+        frames = progress.counted(reader, what, frame_count(reader))
+    else:
+        frames = progress.counted((reader.frame(i) for i in selection), what, len(selection))
     if pix_fmt is None:  # 4:2:0 where the size allows it, as players expect
         pix_fmt = "yuv444p" if header.width % 2 or header.height % 2 else "yuv420p"
     chroma = pix_fmt.removeprefix("yuv").removesuffix("p")
