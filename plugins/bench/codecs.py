@@ -52,6 +52,9 @@ from PIL import Image, features
 # The grid takes each trained level, plus the midpoints (interpolated gains) from 15 to 65, the
 # range RD comparisons focus on (docs/RECORD.md, "The CLI, the adapters and the bench").
 NECO_QUALITIES = tuple(sorted({*range(0, 101, 10), *range(15, 70, 10)}))
+# neco's video grid: five qualities a clip is coded at (each a whole-clip encode, ~0.3 fps at 640x360 on
+# a 2-core CPU), spread to cover the PSNR range of x264's default CRF grid.
+NECO_VIDEO_QUALITIES = (20, 35, 50, 65, 80)
 
 
 class Codec:
@@ -305,6 +308,43 @@ class NecoCodec(Codec):
         return neco.decode_array(data, device=self.config["device"])
 
 
+class NecoVideoCodec(NecoCodec):
+    """neco on a clip (``neco eval VIDEO -c neco``): the whole clip coded by `neco.encode_frames`
+    with the video profile (a key frame every ``gop`` frames, default the coder's, and P frames
+    between; ``neco:model=image-hp-v1`` codes intra frames), decoded by `neco.open`. The rate is
+    the `.neco` file's bytes: header, every chunk, INDEX and END (`NecoStream`)."""
+
+    kind = "video"
+    default_qualities = NECO_VIDEO_QUALITIES
+    options = {"model": None, "device": "cpu", "effort": 0, "gop": None}  # gop None: the coder's default
+    find_quality = Codec.find_quality  # bisection over whole-clip encodes (the video profile has no bpp search)
+
+    def _model(self) -> str:
+        from neco.codec import registry
+        return self.config["model"] or registry.DEFAULT_VIDEO_MODEL
+
+    def settings(self) -> dict[str, object]:
+        from neco.codec.session import check_gop
+        return {**super().settings(), "gop": check_gop(self.config["gop"])}
+
+    def pixel_count(self, original: Frames) -> int:
+        n, height, width = original.pixels.shape[:3]
+        return n * height * width
+
+    def encode(self, original: Frames, quality: float) -> NecoStream:
+        import neco
+        out = io.BytesIO()
+        neco.encode_frames(original.pixels, out, quality, frame_rate=original.frame_rate, model=self._model(),
+                           device=self.config["device"], effort=self.config["effort"], gop=self.config["gop"])
+        return NecoStream.of(out.getvalue())
+
+    def decode(self, data: NecoStream) -> DecodedVideo:
+        import neco
+        with neco.open(data.data, device=self.config["device"]) as reader:
+            pixels = np.stack(list(reader))
+        return DecodedVideo(pixels, tuple(range(len(pixels))), data.types)
+
+
 def source_digest(folders: list[Path]) -> str:
     """The first 12 hex digits of a SHA-256 over the Python files under `folders` (their paths
     relative to their folder, and their bytes)."""
@@ -347,6 +387,26 @@ class Bitstream:
     def frame_bits(self) -> dict[int, int]:
         """Bits of the packet of each frame, by frame number (extradata apart)."""
         return {pts: 8 * len(payload) for pts, _dts, payload in self.packets}
+
+
+@dataclass(frozen=True)
+class NecoStream(Bitstream):
+    """A `.neco` clip as the bench sees a video stream: its FRAME payloads as the packets (bits
+    per frame) and its picture types (I, P), but the length of the whole file (`data`)."""
+
+    data: bytes = b""
+    types: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @classmethod
+    def of(cls, data: bytes) -> "NecoStream":
+        import neco
+        from neco.formats import read_container
+        frames = [chunk for chunk in neco.info(data)["chunks"] if chunk["type"] == "FRAME"]
+        return cls(tuple((i, i, p) for i, p in enumerate(read_container(data).frames)), data=data,
+                   types=tuple(chunk.get("frame_type", "I") for chunk in frames))
 
 
 @dataclass(frozen=True)
@@ -507,6 +567,8 @@ class Vp9Codec(PyAvCodec):
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (NecoCodec, JpegCodec, WebpCodec, AvifCodec, JxlCodec,
                                                       HeicCodec, X264Codec, X265Codec, SvtAv1Codec, Vp9Codec)}
+# Names whose codec on a clip is another class than on images.
+VIDEO_VARIANTS: dict[str, type[Codec]] = {"neco": NecoVideoCodec}
 CODECS_GROUP = "neco.codecs"
 
 
@@ -538,11 +600,16 @@ def _value(text: str) -> object:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def make_codec(spec: str) -> Codec:
-    """A codec from ``NAME`` or ``NAME:KEY=VALUE,...``; ValueError names what is wrong."""
+def make_codec(spec: str, kind: str = "image") -> Codec:
+    """A codec from ``NAME`` or ``NAME:KEY=VALUE,...``; ValueError names what is wrong.
+
+    kind ``"video"`` (a clip to code) picks the video variant of a name that has one (`VIDEO_VARIANTS`:
+    neco's video profile for ``neco``)."""
     name, _, rest = spec.partition(":")
     name = name.strip().lower()
-    if name in CODECS:
+    if kind == "video" and name in VIDEO_VARIANTS:
+        known = VIDEO_VARIANTS
+    elif name in CODECS:
         known = CODECS
     else:  # third-party codecs, from the `neco.codecs` entry point group
         known = codecs()

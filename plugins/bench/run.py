@@ -84,6 +84,7 @@ class Task:
     by_bpp: bool = False
     point_name: str = "q"
     metrics: tuple[str, ...] = ()  # perceptual metrics (`perceptual.PERCEPTUAL`) to measure
+    kind: str = "image"  # the codec's kind: "video" rebuilds a name's video variant (`make_codec`)
 
     @property
     def label(self) -> str:
@@ -134,8 +135,8 @@ def load_pixels(path: Path, sha256: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _codec(spec: str) -> Codec:
-    return make_codec(spec)
+def _codec(spec: str, kind: str = "image") -> Codec:
+    return make_codec(spec, kind)
 
 
 def measure_one(codec: Codec, source: ImageFile, point: float, by_bpp: bool = False,
@@ -197,10 +198,11 @@ def carry_metrics(old: dict, new: dict) -> dict:
     return merged
 
 
-def _work(spec: str, source: ImageFile, point: float, by_bpp: bool = False, metrics: tuple[str, ...] = ()) -> dict:
+def _work(spec: str, source: ImageFile, point: float, by_bpp: bool = False, metrics: tuple[str, ...] = (),
+          kind: str = "image") -> dict:
     """One task, in whichever process runs it; a codec failure becomes an ``error`` row."""
     try:
-        return measure_one(_codec(spec), source, point, by_bpp, metrics)
+        return measure_one(_codec(spec, kind), source, point, by_bpp, metrics)
     except Exception as exc:  # noqa: BLE001 - one codec failing on one image must not end the run
         return {"image": source.name, ("target_bpp" if by_bpp else "quality"): point,
                 "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
@@ -228,7 +230,7 @@ def make_tasks(codecs: dict[str, tuple[Codec, list[float]]], sources: list[Image
         for point in points:
             for source in sources:
                 key = cache_key(codec.name, version, settings, point, source.sha256, by_bpp)
-                tasks.append(Task(spec, label, key, source, point, by_bpp, point_name, tuple(metrics)))
+                tasks.append(Task(spec, label, key, source, point, by_bpp, point_name, tuple(metrics), codec.kind))
     return tasks
 
 
@@ -248,7 +250,7 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
             yield task, select_metrics(row, task.metrics), True
     if jobs <= 1:
         for task in pending:
-            row = _work(task.spec, task.source, task.point, task.by_bpp, task.metrics)
+            row = _work(task.spec, task.source, task.point, task.by_bpp, task.metrics, task.kind)
             _store(cache, task, row)
             yield task, row, False
         return
@@ -257,7 +259,7 @@ def run(tasks: list[Task], cache: ResultCache, jobs: int = 1,
                                initargs=(threads,))
     futures = {}
     try:
-        futures = {pool.submit(_work, t.spec, t.source, t.point, t.by_bpp, t.metrics): t for t in pending}
+        futures = {pool.submit(_work, t.spec, t.source, t.point, t.by_bpp, t.metrics, t.kind): t for t in pending}
         order = {future: i for i, future in enumerate(futures)}
         remaining = set(futures)
         while remaining:

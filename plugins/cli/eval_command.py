@@ -51,7 +51,7 @@ import click
 from neco.formats import NecoError
 from neco.plugins.atomic import write_atomic
 from neco.plugins.bench import report
-from neco.plugins.bench.codecs import CODECS, Codec, make_codec
+from neco.plugins.bench.codecs import CODECS, VIDEO_VARIANTS, Codec, make_codec
 from neco.plugins.bench.perceptual import PERCEPTUAL
 from neco.plugins.bench.video import DEFAULT_FRAMES, DEFAULT_SIZE, find_video, is_video
 
@@ -102,7 +102,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 
 
 def _wrong_kind(codec: Codec, kind: str) -> str:
-    names = ", ".join(name for name, c in CODECS.items() if c.kind == kind)
+    names = ", ".join(name for name, c in CODECS.items() if c.kind == kind or name in VIDEO_VARIANTS)
     if kind == "video":
         return f"{codec.name} is an image codec: a video file as DATASET needs a video codec ({names})"
     return f"{codec.name} is a video codec: it needs a video file as DATASET (image codecs: {names})"
@@ -117,7 +117,7 @@ def _codecs(specs: tuple[str, ...], points: list[float] | None, kind: str = "ima
     chosen: dict[str, tuple[Codec, list[float]]] = {}
     for spec in specs or (DEFAULT_VIDEO_CODECS if kind == "video" else DEFAULT_CODECS):
         try:
-            codec = make_codec(spec)
+            codec = make_codec(spec, kind)
             if codec.kind != kind:
                 raise ValueError(_wrong_kind(codec, kind))
         except ValueError as exc:
@@ -175,6 +175,10 @@ def _list_codecs() -> None:
         status = f"unavailable: {reason}" if reason else codec.describe()
         grid = " ".join(f"{q:g}" for q in codec.default_qualities)
         click.echo(f"{name:<6} {status}\n       {codec.kind} codec; default {codec.quality_name} grid: {grid}")
+        if name in VIDEO_VARIANTS:
+            video = VIDEO_VARIANTS[name]()
+            grid = " ".join(f"{q:g}" for q in video.default_qualities)
+            click.echo(f"       on a video: {video.describe()}; default {video.quality_name} grid: {grid}")
 
 
 def _bd_report(curves: list[report.Curve], anchors: list[report.Curve], metric: str,
@@ -303,18 +307,21 @@ def _description(codec: Codec, result: dict, sources: list, dataset: Path, jobs:
     if codec.kind == "video":
         clip = sources[0]
         fps = f"{float(clip.frame_rate):g} fps"
+        coding = ("quality = neco's quality, the clip coded by neco.encode_frames (its profile and key-frame "
+                  "interval in the settings); rate of the whole .neco file (header, chunks, INDEX, END)"
+                  if codec.name == "neco" else
+                  "quality = CRF; rate of the elementary stream (every packet and out-of-band header, no container)")
         text = (f"{codec.describe()}; the first {clip.frames} frames of {clip.name} at "
-                f"{clip.width}x{clip.height}, {fps}, as RGB; quality = CRF; rate of the elementary stream "
-                f"(every packet and out-of-band header, no container): bpp = bits/(width*height*frames), "
+                f"{clip.width}x{clip.height}, {fps}, as RGB; {coding}: bpp = bits/(width*height*frames), "
                 f"kbps at {fps}; means over frames of per-frame RGB PSNR, BT.709 Y PSNR and RGB MS-SSIM; "
                 "bits per frame by the decoder's picture type; encoding/decoding seconds for the whole "
-                f"clip, RGB<->4:2:0 included, {machine}")
+                f"clip{'' if codec.name == 'neco' else ', RGB<->4:2:0 included'}, {machine}")
     else:
         text = (f"{codec.describe()}; mean over the {result['images']} images of {dataset.resolve().name} of "
                 "per-image bpp (file bytes*8/pixels), RGB PSNR, BT.709 Y PSNR and RGB MS-SSIM; encoding/decoding "
                 f"seconds per image {machine}")
     if by_bpp:
-        search = "neco's own rate search" if codec.name == "neco" else \
+        search = "neco's own rate search" if codec.name == "neco" and codec.kind == "image" else \
             f"bisection over the integer {codec.quality_name}s on real encoded sizes"
         text += f"; rate points are target bpps, each reached per source by {search} (nearest in log-rate)"
     if metrics:

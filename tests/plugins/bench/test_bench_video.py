@@ -1,6 +1,7 @@
 """Video mode of `neco eval`: PyAV codecs, per-frame accounting and the CLI, on 8 tiny frames."""
 
 import csv
+import io
 import json
 from fractions import Fraction
 
@@ -10,7 +11,9 @@ from click.testing import CliRunner
 
 from neco.plugins.bench import codecs as bench_codecs, plot as bench_plot
 from neco.plugins.cli import cli
-from neco.plugins.bench.codecs import CODECS, X264Codec, make_codec
+import neco
+from neco.codec import registry
+from neco.plugins.bench.codecs import CODECS, NecoCodec, NecoVideoCodec, X264Codec, make_codec
 from neco.plugins.bench.metrics import psnr_rgb
 from neco.plugins.bench.run import measure_one
 from neco.plugins.bench.video import find_video, type_stats
@@ -167,6 +170,28 @@ def test_video_run_writes_json_frame_csv_bd_table_and_plots(clip, tmp_path):
     assert again.exit_code == 0 and json.loads((out / "x264.json").read_text())["results"]["bpp"] == results["bpp"]
 
 
+def test_neco_codes_the_clip_with_its_video_profile_beside_x264(clip, tmp_path):
+    """`neco eval VIDEO -c neco -c x264`: neco's curve is the video profile (I/P frames, here gop 4) and
+    its rate the .neco file's bytes."""
+    usable("x264")
+    assert isinstance(make_codec("neco", "video"), NecoVideoCodec) and type(make_codec("neco")) is NecoCodec
+    out = tmp_path / "out"
+    result = neco_eval(VTEST, "--frames", FRAMES, "--size", "64x48", "-c", "neco:gop=4", "-c", "x264", "-q", "30",
+                       "-o", out, "--no-plot")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "neco-gop4.json").read_text())
+    assert saved["codec"]["settings"] == {"model": registry.DEFAULT_VIDEO_MODEL, "device": "cpu", "effort": 0,
+                                          "gop": 4}
+    assert "whole .neco file" in saved["description"] and saved["video"]["frames"] == FRAMES
+    assert saved["per_frame"][0]["type"] == list("IPPPIPPP")
+    assert saved["results"]["frames-I"] == [2] and saved["results"]["frames-P"] == [6]
+    file = io.BytesIO()   # the same clip coded through the API: the row's rate is this file's size
+    neco.encode_frames(clip.load().pixels, file, 30, frame_rate=25, gop=4)
+    assert saved["results"]["bpp"][0] == pytest.approx(8 * len(file.getvalue()) / (64 * 48 * FRAMES))
+    assert sum(saved["per_frame"][0]["bits"]) < 8 * len(file.getvalue())  # FRAME payloads, without the container
+    assert saved["results"]["psnr-rgb"][0] > 22 and (out / "x264.json").exists()
+
+
 def test_a_short_video_gives_what_it_has(tmp_path):
     usable("x264")
     from neco.plugins.adapters.av_io import AvWriter
@@ -185,7 +210,7 @@ def test_a_short_video_gives_what_it_has(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-c", "jpeg"], "jpeg is an image codec: a video file as DATASET needs a video codec (x264, x265, svtav1"),
+    (["-c", "jpeg"], "jpeg is an image codec: a video file as DATASET needs a video codec (neco, x264, x265, svtav1"),
     (["-c", "x264", "--size", "63x48"], "not WxH with even sides"),
     (["-c", "x264", "--limit", "2"], "--limit counts images"),
     (["-c", "x264", "-q", "60"], "takes crf 0-51"),
