@@ -22,7 +22,7 @@ import torch
 
 from neco.formats.errors import CorruptDataError
 
-from ..constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, RATE_FRAC_BITS
+from ..constants import ACT_FRAC_BITS, ACT_MAX, CDF_PRECISION, NUM_SCALES, RATE_FRAC_BITS
 from ..entropy import EntropyCoder, new_decoder
 from ..intnet import mean_and_index
 from .adaptation import Adaptation, adapted_names
@@ -167,7 +167,8 @@ class ImageHPDecoder:
             a0, a1 = max(0, r0 - 1), min(height, r1 + 1)
             acc[:, r0:r1] += self.context.accumulate(values(a0, a1), first_channel)[:, r0 - a0:r1 - a0]
 
-    def walk_latents(self, h: torch.Tensor, next_symbols, known=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def walk_latents(self, h: torch.Tensor, next_symbols, known=None,
+                     predicted=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Visit the y symbols in coding order, computing each group's probabilities from what
         is decoded before it: the anchors ((row + column) even) of each channel group in turn,
         then the other positions of each group in turn. Returns (y symbols, means fixed-point).
@@ -175,6 +176,10 @@ class ImageHPDecoder:
         known: None, or (positions (h, w) bool, y symbols, means) of latents known before the walk
         (a predicted frame's copied blocks, codec/video_hp): they are not coded (next_symbols never
         sees them) and enter the context network's input wherever decoded latents would.
+        predicted: None, or (positions (h, w) bool, means (M, h, w) fixed point, shift) of latents
+        coded about a mean given before the walk (a predicted frame's inter blocks, codec/video_hp):
+        at those positions next_symbols gets that mean instead of the network's and the network's
+        table row lowered by shift (clamped to the table); integers, so exact. Disjoint from known.
 
         next_symbols(channels, mask, mean_fx, index) gives the symbols of those channels at the
         mask positions (the encoder quantizes, the decoder decodes); mean_fx and index are the
@@ -201,16 +206,16 @@ class ImageHPDecoder:
         self._accumulate_into(from_h, lambda a0, a1: h[:, a0:a1].double(), 0)
         several = len(self.cfg.group_slices()) > 1
         # the anchor pass adds its groups' channel context to its own copy (only with several groups)
-        self._pass(h, [from_h.clone() if several else from_h], anchor, y_sym, mean_fx, next_symbols, fixed)
+        self._pass(h, [from_h.clone() if several else from_h], anchor, y_sym, mean_fx, next_symbols, fixed, predicted)
         acc = [from_h]   # handed over to the pass, which drops it once the last group's parameters are known
         del from_h
         self._accumulate_into(acc[0], lambda a0, a1: self._values(y_sym[:, a0:a1], mean_fx[:, a0:a1], anchor[a0:a1]),
                               2 * m)
-        self._pass(h, acc, ~anchor, y_sym, mean_fx, next_symbols, fixed)
+        self._pass(h, acc, ~anchor, y_sym, mean_fx, next_symbols, fixed, predicted)
         return y_sym, mean_fx
 
     def _pass(self, h: torch.Tensor, holder: list, mask: torch.Tensor, y_sym: torch.Tensor,
-              mean_fx: torch.Tensor, next_symbols, fixed: torch.Tensor | None = None) -> None:
+              mean_fx: torch.Tensor, next_symbols, fixed: torch.Tensor | None = None, predicted=None) -> None:
         """Every channel group in turn at the mask positions of one pass, filling y_sym and
         mean_fx there; holder: [the context network's first-layer accumulator from h and the
         anchors], to which each group adds the previous group's decoded latents (channel context),
@@ -219,7 +224,8 @@ class ImageHPDecoder:
         Each group's means are written into mean_fx at the mask positions (stripe by stripe) and
         that plane is what next_symbols gets as mean_fx: its other positions hold the other
         pass's means (or zeros), which next_symbols does not use. fixed: positions known before
-        the walk (walk_latents' known), whose symbols and means stay as they are."""
+        the walk (walk_latents' known), whose symbols and means stay as they are; predicted:
+        walk_latents' predicted (means and lowered table rows given at some coded positions)."""
         acc = holder.pop()
         coded = mask if fixed is None else mask & ~fixed
         groups = self.cfg.group_slices()
@@ -240,6 +246,10 @@ class ImageHPDecoder:
                 del p
                 where = coded[r0:r1]
                 mean[:, r0:r1][:, where] = part_mean[:, where]
+            if predicted is not None:
+                at = coded & predicted[0]
+                mean[:, at] = predicted[1][group][:, at]
+                index[:, at] = (index[:, at] - predicted[2]).clamp_(0, NUM_SCALES - 1)
             if k == len(groups) - 1:
                 del acc
             y_sym[group, coded] = next_symbols(group, coded, mean, index)
@@ -256,8 +266,8 @@ class ImageHPDecoder:
         decoder adaptation or None).
 
         known: None, or a function of the ANS decoder, called after the table offsets and before
-        z, that decodes what it needs and returns walk_latents' `known` (codec/video_hp's copied
-        blocks) or None.
+        z, that decodes what it needs and returns walk_latents' keyword arguments `known` and
+        `predicted` as a dict (codec/video_hp's copied and inter blocks; empty for none).
         Everything here is exact integer work; cross-configuration tests compare its output.
         """
         rate_fx, adaptation_head, offsets_row, pos = read_head(payload, len(self.adapted_shapes))
@@ -272,14 +282,14 @@ class ImageHPDecoder:
             Adaptation.decode(self.coder, dec, adaptation_head, self.adapted_shapes)
         offsets = None if offsets_row is None else \
             TableOffsets.decode(self.coder, dec, offsets_row, self.cfg.latent_channels)
-        fixed = None if known is None else known(dec)
+        prior = {} if known is None else known(dec)
         z_sym = self.coder.decode(dec, self.z_indices((self.cfg.hyper_channels, zh, zw)))
 
         def decode_symbols(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor):
             rows = index[:, mask]
             return self.coder.decode(dec, rows if offsets is None else offsets.shifted(channels, rows))
 
-        y_sym, mean_fx = self.walk_latents(self.hyper_output(z_sym, rate_fx), decode_symbols, fixed)
+        y_sym, mean_fx = self.walk_latents(self.hyper_output(z_sym, rate_fx), decode_symbols, **prior)
         return rate_fx, z_sym, y_sym, mean_fx, adaptation
 
     @torch.no_grad()

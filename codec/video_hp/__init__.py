@@ -1,11 +1,12 @@
 """The video family ("video-hp"): key frames coded by the image-hp coder unchanged, predicted
-frames that copy blocks of the previous frame's decoded latents and code the rest with the
-image-hp latent walk (docs/FORMAT.md section 12).
+frames whose blocks copy the previous frame's decoded latents (skip), code them about the
+previous frame's decoded values (inter) or code them with the image-hp latent walk (intra)
+(docs/FORMAT.md section 12).
 
 A training-free first step (issue 38): the networks are image-hp's (video-hp-v0 shares
 image-hp-v1's weights file); a conditional prior trained on references slots in later as a
 new frame type or model. Modules: payload.py (the frame fields, torch-free), decoder.py (the
-stream decoder and its reference buffer), encoder.py (the skip decision; never imported by a
+stream decoder and its reference buffer), encoder.py (the block-mode decision; never imported by a
 decoder). Importing this package loads no torch.
 """
 

@@ -1,13 +1,15 @@
 """Decoding a video-hp stream: I frames are image-hp payloads (image_hp/decoder.py, unchanged); a
-P frame copies the previous frame's decoded latents in the 2x2-latent blocks (32x32 pixels) its
-skip flags mark and decodes the other latents by the image-hp latent walk, in which the copied
-latents are known (walk_latents' `known`). References are integer latents (symbols and
+P frame gives each 2x2-latent block (32x32 pixels) a mode: skip copies the previous frame's
+decoded latents (walk_latents' `known`), inter codes each latent about the previous frame's
+decoded value with the network's table row lowered by the frame's shift (walk_latents'
+`predicted`), intra codes it as an image would. References are integer latents (symbols and
 fixed-point means), so every frame's probabilities are exact and nothing drifts; the synthesis
 (float) runs on each frame's latents.
 
 The coded words of a P frame hold, after the image-hp decoder adaptation and table offsets (when
-flagged): the skip flags (when the skip probability p > 0), one per block in raster order, each
-a binary symbol under the probabilities (256 - p, p) / 256; then z and y as in an image.
+flagged): the block modes (when more than one mode has a probability), one per block in raster
+order, each under the frame's mode probabilities out of 256 (the modes of probability 0 left
+out of the alphabet); then z and y as in an image.
 """
 
 from functools import lru_cache
@@ -18,20 +20,33 @@ import torch
 
 from neco.formats.errors import CorruptDataError
 
+from ..constants import ACT_FRAC_BITS, SYMBOL_MAX
 from ..image_hp import synthesis
 from ..image_hp.decoder import ImageHPDecoder
 from ..image_hp.model import DOWNSAMPLING
-from .payload import FRAME_I, SKIP_PROB_ONE, read_head
+from .payload import FRAME_I, MODE_INTER, MODE_SKIP, PROB_ONE, read_head
 
 SKIP_BLOCK = 2           # latents per side of a skip block (32x32 pixels)
 REFERENCE_FRAMES = 1     # the reference buffer's bound: the previous frame's decoded latents
 
 
-@lru_cache(maxsize=SKIP_PROB_ONE)
-def skip_model(skip_prob: int):
-    """The binary model of the skip flags at probability skip_prob / 256 (exact dyadic values)."""
-    probs = np.array([SKIP_PROB_ONE - skip_prob, skip_prob], dtype=np.float64) / SKIP_PROB_ONE
-    return constriction.stream.model.Categorical(probs, perfect=False)
+@lru_cache(maxsize=1024)
+def mode_model(probs: tuple[int, ...]):
+    """(the model of the block modes, the modes its symbols stand for) for mode frequencies out of
+    PROB_ONE (intra, skip, inter): a categorical of the exact dyadic probabilities of the modes
+    whose frequency is not 0; None when only one mode remains (nothing is coded)."""
+    present = [mode for mode, p in enumerate(probs) if p]
+    if len(present) < 2:
+        return None, np.array(present)
+    freqs = np.array([probs[mode] for mode in present], dtype=np.float64) / PROB_ONE
+    return constriction.stream.model.Categorical(freqs, perfect=False), np.array(present)
+
+
+def reference_values(y_sym: torch.Tensor, mean_fx: torch.Tensor) -> torch.Tensor:
+    """Decoded latents in fixed point, (y << ACT_FRAC_BITS) + mean, clamped to the range of the
+    network's means: the means of an inter block's latents (integers, so exact)."""
+    one = 2 ** ACT_FRAC_BITS
+    return ((y_sym << ACT_FRAC_BITS) + mean_fx).clamp_(-SYMBOL_MAX * one, SYMBOL_MAX * one)
 
 
 def latent_shape(height: int, width: int) -> tuple[int, int]:
@@ -79,15 +94,21 @@ class VideoHPDecoder:
         if ref_sym.shape[-2:] != (rows, columns):
             raise CorruptDataError("a P frame's reference has another size")
 
-        def known(dec):
-            if not head.skip_prob:
-                return None
-            count = rows * columns // SKIP_BLOCK ** 2
-            flags = dec.decode(skip_model(head.skip_prob), count).astype(bool)
-            fixed = expand_blocks(torch.from_numpy(flags).view(rows // SKIP_BLOCK, columns // SKIP_BLOCK))
-            return fixed, ref_sym, ref_mean
+        def prior(dec):
+            model, modes = mode_model(head.mode_probs)
+            if model is None:
+                return {}
+            modes = modes[dec.decode(model, rows * columns // SKIP_BLOCK ** 2)]
+            modes = torch.from_numpy(modes).view(rows // SKIP_BLOCK, columns // SKIP_BLOCK)
+            out = {}
+            if (modes == MODE_SKIP).any():
+                out["known"] = expand_blocks(modes == MODE_SKIP), ref_sym, ref_mean
+            if (modes == MODE_INTER).any():
+                out["predicted"] = (expand_blocks(modes == MODE_INTER), reference_values(ref_sym, ref_mean),
+                                    head.inter_shift)
+            return out
 
-        return self.image.decode_latents(body, height, width, known)
+        return self.image.decode_latents(body, height, width, prior)
 
     @torch.no_grad()
     def pixels(self, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, adaptation, height: int, width: int,

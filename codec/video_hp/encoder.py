@@ -1,19 +1,24 @@
 """Encoding a video-hp stream (decoder.py reads it): every `gop`-th frame a key frame coded by the
 image-hp encoder unchanged, the others P frames.
 
-A P frame's skip decision is rate-distortion, per 2x2-latent block (32x32 pixels), with the
-lambda of the rate position (refine.encoder_lambda, the cost bits + lambda * 255^2 * MSE * pixels
-the image encoder minimizes): skip when the squared error of the reference's decoded pixels is
-below that of the frame coded as an intra frame plus the bits that coding costs, those bits being
-the exact code lengths of its symbols under the intra walk's tables. The skipped blocks are then
-known in a second walk, which codes the rest. Distortion is measured on pixels: the encoder keeps
-the reference's decoded pixels (the synthesis of its exact latents, as a decoder computes them).
+A P frame's block modes (skip, inter, intra per 2x2-latent block, 32x32 pixels) are chosen by
+rate-distortion with the lambda of the rate position (refine.encoder_lambda, the cost bits +
+lambda * 255^2 * MSE * pixels the image encoder minimizes): each block takes the mode of least
+squared error plus bits, where skip costs the reference's decoded pixels' error, intra the error
+of the frame coded as an intra frame plus the exact code lengths of its symbols under the intra
+walk's tables, inter the error of the latents coded about the reference's values plus their code
+lengths under those tables lowered by the inter shift, and every mode its own code length. The
+inter shift is the one of least total. A second walk then codes the frame with the skipped blocks
+known and the inter blocks predicted. Distortion is measured on pixels: the encoder keeps the
+reference's decoded pixels (the synthesis of its exact latents, as a decoder computes them).
 """
+
+import math
 
 import numpy as np
 import torch
 
-from ..constants import ACT_FRAC_BITS, RATE_FRAC_BITS, SYMBOL_MAX
+from ..constants import ACT_FRAC_BITS, NUM_SCALES, RATE_FRAC_BITS, SYMBOL_MAX
 from ..entropy import StreamEncoder
 from ..image_hp import payload as image_payload
 from ..image_hp.encoder import ImageHPEncoder, choose_offsets
@@ -21,13 +26,17 @@ from ..image_hp.model import DOWNSAMPLING, interpolate_levels
 from ..image_hp.payload import TABLE_OFFSETS_FLAG, flag_bits
 from ..image_hp.refine import encoder_lambda, refine_hyper_latents
 from ..rate_control import code_frame
-from .decoder import SKIP_BLOCK, VideoHPDecoder, expand_blocks, skip_model
-from .payload import FRAME_I, FRAME_P, SKIP_PROB_ONE, write
+from .decoder import SKIP_BLOCK, VideoHPDecoder, expand_blocks, mode_model, reference_values
+from .payload import FRAME_I, FRAME_P, MODE_INTER, MODE_INTRA, MODE_SKIP, PROB_ONE, write
 
 BLOCK_PIXELS = SKIP_BLOCK * DOWNSAMPLING // 4    # pixels per side of a skip block (32)
 # A P frame's hyper-latents are refined (refine.refine_hyper_latents) from this effort on: at
 # effort 0 that refinement would be two thirds of a P frame's encoding time.
 REFINE_Z_EFFORT = 1
+LAMBDA_SCALE = 1.0       # the mode decision's lambda, relative to the rate position's
+INTER_MODE = True
+SHIFT_SEARCH = 12        # inter shifts tried, 0..SHIFT_SEARCH (the format allows 0..63; vtest picks 1-3)
+KEY_QUALITY_OFFSET = 0.0  # key frames' quality above the P frames' (references copied from are worth more)
 
 
 class VideoHPEncoder:
@@ -71,7 +80,8 @@ class VideoStreamEncoder:
         height, width = pixels.shape[:2]
         key = self.frames % self.gop == 0 or self.reference is None
         if key:
-            data, stats = code_frame(self.coder, pixels, self.quality, None, self.device, self.effort)
+            quality = None if self.quality is None else min(100.0, self.quality + KEY_QUALITY_OFFSET)
+            data, stats = code_frame(self.coder, pixels, quality, None, self.device, self.effort)
             rate_fx, _, y_sym, mean_fx, adaptation = self.coder.decoder.frame_latents(data, height, width, None)
         else:
             data, stats, y_sym, mean_fx = self._code_p(pixels)
@@ -95,28 +105,40 @@ class VideoStreamEncoder:
         z_sym = torch.round(z[0]).clamp(-SYMBOL_MAX, SYMBOL_MAX).to(torch.int64).cpu()
         y = y[0].double().cpu()
         h = image.hyper_output(z_sym, rate_fx)
-        rows, columns = h.shape[-2:]
         table_bits = torch.from_numpy(image.coder.code_lengths)
-        bits = torch.zeros(rows, columns, dtype=torch.float64)
+        rows_index = torch.zeros(y.shape, dtype=torch.int64)     # the intra walk's table rows
 
         def quantize(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor) -> torch.Tensor:
             sym = torch.round(y[channels] - mean_fx.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
             return sym.to(torch.int64)[:, mask]
 
-        def probe(channels, mask, mean_fx, index):   # the intra walk: each position's exact bits
-            symbols = quantize(channels, mask, mean_fx)
-            bits[mask] += table_bits[index[:, mask], symbols + SYMBOL_MAX].sum(0)
-            return symbols
+        def probe(channels, mask, mean_fx, index):
+            rows_index[channels, mask] = index[:, mask]
+            return quantize(channels, mask, mean_fx)
 
         intra_sym, intra_mean = image.walk_latents(h, probe)
-        intra = coder.decoder.pixels(rate_fx, intra_sym, intra_mean, None, height, width, device)
         ref_sym, ref_mean, ref_pixels = self.reference
-        lam = encoder_lambda(image.cfg.lambdas, rate_fx, RATE_FRAC_BITS) / 3   # per squared level of a sample
-        block_bits = _blocks(bits)
-        sse = [_block_sse(x, decoded, block_bits.shape) for decoded in (ref_pixels, intra)]
-        skip = lam * sse[0] <= lam * sse[1] + block_bits
-        count, total = int(skip.sum()), skip.numel()
-        skip_prob = 0 if not count else min(SKIP_PROB_ONE - 1, max(1, round(SKIP_PROB_ONE * count / total)))
+        ref_values = reference_values(ref_sym, ref_mean)
+        inter_sym = torch.round(y - ref_values.double() / 2 ** ACT_FRAC_BITS).clamp(-SYMBOL_MAX, SYMBOL_MAX)
+        inter_sym = inter_sym.to(torch.int64)
+        lam = LAMBDA_SCALE * encoder_lambda(image.cfg.lambdas, rate_fx, RATE_FRAC_BITS) / 3   # per squared level
+        intra_bits = _blocks(table_bits[rows_index, intra_sym + SYMBOL_MAX].sum(0))
+        grid = intra_bits.shape
+        decoded = [ref_pixels, coder.decoder.pixels(rate_fx, intra_sym, intra_mean, None, height, width, device)]
+        if INTER_MODE:
+            decoded.append(coder.decoder.pixels(rate_fx, inter_sym, ref_values, None, height, width, device))
+        distortion = [lam * _block_sse(x, d, grid) for d in decoded]     # skip, intra, inter
+        costs = {MODE_SKIP: distortion[0], MODE_INTRA: distortion[1] + intra_bits}
+        shift, modes, probs = _choose_modes(costs)
+        if INTER_MODE:
+            for move in range(SHIFT_SEARCH + 1):
+                rows = (rows_index - move).clamp_(0, NUM_SCALES - 1)
+                costs[MODE_INTER] = distortion[2] + _blocks(table_bits[rows, inter_sym + SYMBOL_MAX].sum(0))
+                trial = _choose_modes(costs, move)
+                if trial[0][0] < shift[0]:
+                    shift, modes, probs = trial
+        shift = shift[1]
+        skip, inter = modes == MODE_SKIP, modes == MODE_INTER
         coded = []   # (channel range, symbols, table rows) of each step, in coding order
 
         def code(channels, mask, mean_fx, index):
@@ -124,23 +146,59 @@ class VideoStreamEncoder:
             coded.append((channels, symbols, index[:, mask]))
             return symbols
 
-        known = (expand_blocks(skip), ref_sym, ref_mean) if count else None
-        y_sym, mean_fx = image.walk_latents(h, code, known)
+        known = (expand_blocks(skip), ref_sym, ref_mean) if skip.any() else None
+        predicted = (expand_blocks(inter), ref_values, shift) if inter.any() else None
+        y_sym, mean_fx = image.walk_latents(h, code, known, predicted)
         offsets = choose_offsets(image.coder, coded, image.cfg.latent_channels,
                                  flag_bits(rate_fx, TABLE_OFFSETS_FLAG))
         enc = StreamEncoder()
         for symbols, indices in ([] if offsets is None else offsets.coded()):
             image.coder.encode(enc, symbols, indices)
-        if count:
-            enc.groups.append((skip.reshape(-1).numpy().astype(np.int32), skip_model(skip_prob)))
+        model, present = mode_model(probs)
+        if model is not None:
+            codes = np.searchsorted(present, modes.reshape(-1).numpy()).astype(np.int32)
+            enc.groups.append((codes, model))
         image.coder.encode(enc, z_sym, image.z_indices(z_sym.shape))
         for channels, symbols, indices in coded:
             image.coder.encode(enc, symbols, indices if offsets is None else offsets.shifted(channels, indices))
         words = enc.finish()
         data = write(FRAME_P, image_payload.write(rate_fx, None, None if offsets is None else offsets.row, words),
-                     skip_prob)
-        stats = {"skipped_blocks": count, "blocks": total, "coded_bits": 8 * len(words)}
+                     probs[MODE_SKIP], probs[MODE_INTER], shift if inter.any() else 0)
+        stats = {"skipped_blocks": int(skip.sum()), "inter_blocks": int(inter.sum()), "blocks": modes.numel(),
+                 "inter_shift": shift, "coded_bits": 8 * len(words)}
         return data, stats, y_sym, mean_fx
+
+
+def _mode_probs(modes: torch.Tensor) -> tuple[int, int, int]:
+    """The frequencies out of PROB_ONE (intra, skip, inter) that code these block modes: each mode
+    used at least 1, intra at least 1 (it takes the rest)."""
+    total = modes.numel()
+    probs = [0, 0, 0]
+    for mode in (MODE_SKIP, MODE_INTER):
+        count = int((modes == mode).sum())
+        probs[mode] = 0 if not count else max(1, round(PROB_ONE * count / total))
+    while probs[MODE_SKIP] + probs[MODE_INTER] >= PROB_ONE:
+        big = MODE_SKIP if probs[MODE_SKIP] >= probs[MODE_INTER] else MODE_INTER
+        probs[big] -= 1
+    probs[MODE_INTRA] = PROB_ONE - probs[MODE_SKIP] - probs[MODE_INTER]
+    return tuple(probs)
+
+
+def _choose_modes(costs: dict, shift: int = 0, rounds: int = 2):
+    """((total cost, shift), modes per block, their frequencies): each block takes its cheapest
+    mode, the modes' own code lengths (from the frequencies of the previous round) included."""
+    candidates = sorted(costs)
+    stacked = torch.stack([costs[m] for m in candidates])
+    extra = torch.zeros(len(candidates), 1, 1, dtype=torch.float64)
+    for _ in range(rounds):
+        total, pick = (stacked + extra).min(0)
+        modes = torch.tensor(candidates)[pick]
+        probs = _mode_probs(modes)
+        extra = torch.tensor([-math.log2(probs[m] / PROB_ONE) if probs[m] else 64.0 for m in candidates],
+                             dtype=torch.float64).view(-1, 1, 1)
+    total = float((stacked + extra).gather(0, pick[None]).sum()) if len(candidates) > 1 else float(stacked.sum())
+    return (total, shift), modes, probs
+
 
 def _block_sse(x: torch.Tensor, decoded: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Squared error (levels^2, over the 3 channels) of each skip block of a grid, zero past the image."""

@@ -140,3 +140,34 @@ def test_channel_groups_keep_the_float_function():
         with_channel_groups(new, (4, 4))
     with pytest.raises(ValueError, match="do not split"):
         ImageModelConfig(latent_channels=8, channel_groups=(2, 2))
+
+
+def test_predicted_positions_take_the_given_means_and_lowered_rows():
+    """walk_latents' `predicted` (the video profile's inter blocks): at those positions the means
+    are the given ones and the table rows the network's minus the shift (clamped); given the same
+    decoded latents, every other position's parameters are those of the plain walk."""
+    decoder = registry.get_decoder(registry.DEFAULT_IMAGE_MODEL)
+    z_sym = torch.randint(-3, 4, (decoder.cfg.hyper_channels, 2, 3), generator=torch.Generator().manual_seed(2))
+    h = decoder.hyper_output(z_sym, 5 << RATE_FRAC_BITS)
+    seen = {}
+
+    def record(name, symbols):
+        def next_symbols(channels, mask, mean_fx, index):
+            seen.setdefault(name, []).append((mask.clone(), mean_fx.clone(), index.clone()))
+            return symbols(mask)[channels][:, mask]
+        return next_symbols
+
+    zeros = lambda mask: torch.zeros((decoder.cfg.latent_channels, *mask.shape), dtype=torch.int64)  # noqa: E731
+    plain_sym, plain_mean = decoder.walk_latents(h, record("plain", zeros))
+    where = torch.zeros(h.shape[-2:], dtype=torch.bool)
+    where[2:6, 4:8] = True
+    given = plain_mean + (3 << ACT_FRAC_BITS)            # coded as -3 about it: the same decoded latents
+    minus_three = lambda mask: torch.where(where, -3, 0).expand(decoder.cfg.latent_channels, -1, -1)  # noqa: E731
+    y_sym, mean_fx = decoder.walk_latents(h, record("predicted", minus_three), predicted=(where, given, 5))
+    assert torch.equal((y_sym << ACT_FRAC_BITS) + mean_fx, (plain_sym << ACT_FRAC_BITS) + plain_mean)
+    assert torch.equal(mean_fx[:, where], given[:, where]) and torch.equal(mean_fx[:, ~where], plain_mean[:, ~where])
+    for (mask, _, plain_index), (_, mean, index) in zip(seen["plain"], seen["predicted"]):
+        at, other = mask & where, mask & ~where
+        assert torch.equal(index[:, at], (plain_index[:, at] - 5).clamp(0, 63))
+        assert torch.equal(index[:, other], plain_index[:, other])
+        assert torch.equal(mean[:, at], given[:, at])

@@ -17,10 +17,11 @@ CASE_SECONDS = 5.0
 
 
 def _mutate(payload: bytes, rng: np.random.Generator) -> bytes:
-    """Truncation, bit flips (the frame type and skip probability included), a rewritten head,
-    a zero or random tail word, a length off a multiple of 4, random bytes."""
+    """Truncation, bit flips (the frame type and block-mode fields included), a rewritten head (a
+    type-2 P frame's mode probabilities and inter shift, or a type-1 head), a zero or random tail
+    word, a length off a multiple of 4, random bytes."""
     p = bytearray(payload)
-    kind = int(rng.integers(0, 7))
+    kind = int(rng.integers(0, 8))
     if kind == 0:
         return bytes(p[:rng.integers(0, len(p))])
     if kind == 1:
@@ -30,13 +31,19 @@ def _mutate(payload: bytes, rng: np.random.Generator) -> bytes:
     if kind == 2:
         return bytes([1, int(rng.integers(0, 256))]) + bytes(rng.integers(0, 256, int(rng.integers(1, 4)),
                                                                        dtype=np.uint8)) + bytes(p[4:])
+    if kind == 7:   # the P head's fields (skip and inter probabilities, inter shift), mostly valid ones
+        skip = int(rng.integers(0, 256))
+        inter = int(rng.integers(0, 256 - skip)) if rng.random() < 0.8 else int(rng.integers(0, 256))
+        shift = int(rng.integers(0, 64)) if rng.random() < 0.8 else int(rng.integers(0, 256))
+        return bytes([2, skip, inter, shift]) + bytes(p[4:])
     if kind == 3:
         return bytes(p[:-4]) + bytes(4)
     if kind == 4:
         return bytes(p[:-int(rng.integers(1, 4))])
     if kind == 5:
         return bytes(p) + bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
-    return bytes([1]) + bytes(rng.integers(0, 256, int(rng.integers(0, 2 * len(p))), dtype=np.uint8))
+    return bytes([int(rng.integers(1, 3))]) + bytes(rng.integers(0, 256, int(rng.integers(0, 2 * len(p))),
+                                                               dtype=np.uint8))
 
 
 def fuzz(cases: int, seed: int) -> dict[str, int]:

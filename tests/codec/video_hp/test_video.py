@@ -6,6 +6,7 @@ import io
 import warnings
 
 import numpy as np
+import torch
 import pytest
 
 import neco
@@ -164,3 +165,62 @@ def test_an_intra_only_clip_of_the_previous_writer_still_decodes_and_seeks():
     with neco.open(data) as reader:
         assert [np.array_equal(reader.frame(i), sequential[i]) for i in (1, 0)] == [True, True]
     assert neco.info(data)["key_frames"] == 2
+
+
+def drifting(count: int = 3, size: int = 64) -> list[np.ndarray]:
+    """A still photo whose brightness drifts by 8 levels a frame: too changed to copy, too
+    alike to code afresh -- the blocks inter coding is for."""
+    base = photo_crop(size, size, index=4).astype(np.int16)
+    return [np.clip(base + 8 * t, 0, 255).astype(np.uint8) for t in range(count)]
+
+
+def test_inter_blocks_are_coded_about_the_reference():
+    frames = drifting()
+    out = io.BytesIO()
+    neco.encode_frames(frames, out, quality=50, gop=3)
+    container = read_container(out.getvalue())
+    h = container.header
+    head = payload.read_head(container.frames[1])
+    assert head.frame_type == payload.FRAME_P and head.inter_prob > 0
+    stream = registry.get_decoder(h.model_id).stream()
+    _, _, y0, m0, _ = stream.latents(container.frames[0], h.height, h.width)
+    _, _, y1, m1, _ = stream.latents(container.frames[1], h.height, h.width)
+    # an inter block's means are the reference's decoded values, which its symbols correct
+    same_mean = (m1 == (y0 << 10) + m0).all(0)
+    assert same_mean.any() and not torch.equal(y1[:, same_mean], y0[:, same_mean])
+    decoded = list(neco.open(out.getvalue()))
+    assert all(psnr(a, b) > PSNR_FLOOR + 5 for a, b in zip(decoded, frames))
+    with neco.open(out.getvalue()) as reader:
+        assert np.array_equal(reader.frame(2), decoded[2]) and np.array_equal(reader.frame(1), decoded[1])
+
+
+def test_p_frames_of_the_first_writer_still_decode(monkeypatch):
+    """Type 1 (skip flags under (256 - p, p) / 256) is type 2 with no inter blocks: a type-2
+    frame without inter blocks, its head rewritten as type 1, decodes to the same latents."""
+    from neco.codec.video_hp import encoder
+    monkeypatch.setattr(encoder, "INTER_MODE", False)
+    frames = clip(2)
+    out = io.BytesIO()
+    neco.encode_frames(frames, out, quality=50, gop=2)
+    container = read_container(out.getvalue())
+    h = container.header
+    head = payload.read_head(container.frames[1])
+    assert head.frame_type == payload.FRAME_P and head.inter_prob == 0 and head.skip_prob > 0
+    old = payload.write(payload.FRAME_P_SKIP, container.frames[1][head.image:], head.skip_prob)
+    stream = registry.get_decoder(h.model_id).stream()
+    results = []
+    for second in (container.frames[1], old):
+        stream.latents(container.frames[0], h.height, h.width)
+        results.append(stream.latents(second, h.height, h.width))
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1:4], results[1][1:4]))
+    chunks = neco.info(_rewritten(out.getvalue(), [container.frames[0], old]))["chunks"]
+    assert [c["frame_type"] for c in chunks if c["type"] == "FRAME"] == ["I", "P"]
+
+
+@pytest.mark.parametrize("head, message", [(b"\x02\x80\x80\x00\x00", "leave intra"),
+                                           (b"\x02\x00\x00\x40\x00", "shift"),
+                                           (b"\x02\x00\x00", "block-mode fields"), (b"\x01", "skip probability")])
+def test_p_frame_heads_out_of_range_are_corrupt(head, message):
+    with pytest.raises(CorruptDataError, match=message):
+        payload.read_head(head)
+    assert payload.read_head(b"\x02\x80\x7f\x3f").mode_probs == (1, 128, 127)
