@@ -1,8 +1,8 @@
 """Decoding a video-hp stream: I frames are image-hp payloads (image_hp/decoder.py, unchanged); a
-P frame gives each 2x2-latent block (32x32 pixels) a mode: skip copies the previous frame's
-decoded latents (walk_latents' `known`), inter codes each latent about the previous frame's
-decoded value with the network's table row lowered by the frame's shift (walk_latents'
-`predicted`), intra codes it as an image would. References are integer latents (symbols and
+P frame gives each block (one latent position, 16x16 pixels; 2x2 in type-1 frames) a mode: skip
+copies the previous frame's decoded latents (walk_latents' `known`), inter codes each latent
+about the previous frame's decoded value with the network's table row lowered by the frame's
+shift (walk_latents' `predicted`), intra codes it as an image would. References are integer latents (symbols and
 fixed-point means), so every frame's probabilities are exact and nothing drifts; the synthesis
 (float) runs on each frame's latents.
 
@@ -24,9 +24,10 @@ from ..constants import ACT_FRAC_BITS, SYMBOL_MAX
 from ..image_hp import synthesis
 from ..image_hp.decoder import ImageHPDecoder
 from ..image_hp.model import DOWNSAMPLING
-from .payload import FRAME_I, MODE_INTER, MODE_SKIP, PROB_ONE, read_head
+from .payload import FRAME_I, FRAME_P, FRAME_P_SKIP, MODE_INTER, MODE_SKIP, PROB_ONE, read_head
 
-SKIP_BLOCK = 2           # latents per side of a skip block (32x32 pixels)
+# latents per side of a P frame's blocks: 1 (16x16 pixels) in type 2, 2 (32x32 pixels) in type 1
+BLOCK_LATENTS = {FRAME_P: 1, FRAME_P_SKIP: 2}
 REFERENCE_FRAMES = 1     # the reference buffer's bound: the previous frame's decoded latents
 
 
@@ -54,9 +55,9 @@ def latent_shape(height: int, width: int) -> tuple[int, int]:
     return 4 * -(-height // DOWNSAMPLING), 4 * -(-width // DOWNSAMPLING)
 
 
-def expand_blocks(flags: torch.Tensor) -> torch.Tensor:
-    """Per-block flags (rows, columns) -> per-latent positions."""
-    return flags.repeat_interleave(SKIP_BLOCK, 0).repeat_interleave(SKIP_BLOCK, 1)
+def expand_blocks(flags: torch.Tensor, block: int) -> torch.Tensor:
+    """Per-block flags (rows, columns) of blocks of block x block latents -> per-latent positions."""
+    return flags.repeat_interleave(block, 0).repeat_interleave(block, 1)
 
 
 class VideoHPDecoder:
@@ -98,13 +99,14 @@ class VideoHPDecoder:
             model, modes = mode_model(head.mode_probs)
             if model is None:
                 return {}
-            modes = modes[dec.decode(model, rows * columns // SKIP_BLOCK ** 2)]
-            modes = torch.from_numpy(modes).view(rows // SKIP_BLOCK, columns // SKIP_BLOCK)
+            block = BLOCK_LATENTS[head.frame_type]
+            modes = modes[dec.decode(model, rows * columns // block ** 2)]
+            modes = torch.from_numpy(modes).view(rows // block, columns // block)
             out = {}
             if (modes == MODE_SKIP).any():
-                out["known"] = expand_blocks(modes == MODE_SKIP), ref_sym, ref_mean
+                out["known"] = expand_blocks(modes == MODE_SKIP, block), ref_sym, ref_mean
             if (modes == MODE_INTER).any():
-                out["predicted"] = (expand_blocks(modes == MODE_INTER), reference_values(ref_sym, ref_mean),
+                out["predicted"] = (expand_blocks(modes == MODE_INTER, block), reference_values(ref_sym, ref_mean),
                                     head.inter_shift)
             return out
 

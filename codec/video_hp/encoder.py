@@ -1,7 +1,7 @@
 """Encoding a video-hp stream (decoder.py reads it): every `gop`-th frame a key frame coded by the
 image-hp encoder unchanged, the others P frames.
 
-A P frame's block modes (skip, inter, intra per 2x2-latent block, 32x32 pixels) are chosen by
+A P frame's block modes (skip, inter, intra per latent position, 16x16 pixels) are chosen by
 rate-distortion with the lambda of the rate position (refine.encoder_lambda, the cost bits +
 lambda * 255^2 * MSE * pixels the image encoder minimizes): each block takes the mode of least
 squared error plus bits, where skip costs the reference's decoded pixels' error, intra the error
@@ -26,17 +26,17 @@ from ..image_hp.model import DOWNSAMPLING, interpolate_levels
 from ..image_hp.payload import TABLE_OFFSETS_FLAG, flag_bits
 from ..image_hp.refine import encoder_lambda, refine_hyper_latents
 from ..rate_control import code_frame
-from .decoder import SKIP_BLOCK, VideoHPDecoder, expand_blocks, mode_model, reference_values
+from .decoder import BLOCK_LATENTS, VideoHPDecoder, expand_blocks, mode_model, reference_values
 from .payload import FRAME_I, FRAME_P, MODE_INTER, MODE_INTRA, MODE_SKIP, PROB_ONE, write
 
-BLOCK_PIXELS = SKIP_BLOCK * DOWNSAMPLING // 4    # pixels per side of a skip block (32)
+BLOCK = BLOCK_LATENTS[FRAME_P]                   # latents per side of a P frame's blocks (1)
+BLOCK_PIXELS = BLOCK * DOWNSAMPLING // 4         # pixels per side of a block (16)
 # A P frame's hyper-latents are refined (refine.refine_hyper_latents) from this effort on: at
 # effort 0 that refinement would be two thirds of a P frame's encoding time.
 REFINE_Z_EFFORT = 1
-LAMBDA_SCALE = 1.0       # the mode decision's lambda, relative to the rate position's
+LAMBDA_SCALE = 2.0       # the mode decision's lambda, relative to the rate position's (measured: 2 beats 0.5 and 1)
 INTER_MODE = True
 SHIFT_SEARCH = 12        # inter shifts tried, 0..SHIFT_SEARCH (the format allows 0..63; vtest picks 1-3)
-KEY_QUALITY_OFFSET = 0.0  # key frames' quality above the P frames' (references copied from are worth more)
 
 
 class VideoHPEncoder:
@@ -80,8 +80,7 @@ class VideoStreamEncoder:
         height, width = pixels.shape[:2]
         key = self.frames % self.gop == 0 or self.reference is None
         if key:
-            quality = None if self.quality is None else min(100.0, self.quality + KEY_QUALITY_OFFSET)
-            data, stats = code_frame(self.coder, pixels, quality, None, self.device, self.effort)
+            data, stats = code_frame(self.coder, pixels, self.quality, None, self.device, self.effort)
             rate_fx, _, y_sym, mean_fx, adaptation = self.coder.decoder.frame_latents(data, height, width, None)
         else:
             data, stats, y_sym, mean_fx = self._code_p(pixels)
@@ -146,8 +145,8 @@ class VideoStreamEncoder:
             coded.append((channels, symbols, index[:, mask]))
             return symbols
 
-        known = (expand_blocks(skip), ref_sym, ref_mean) if skip.any() else None
-        predicted = (expand_blocks(inter), ref_values, shift) if inter.any() else None
+        known = (expand_blocks(skip, BLOCK), ref_sym, ref_mean) if skip.any() else None
+        predicted = (expand_blocks(inter, BLOCK), ref_values, shift) if inter.any() else None
         y_sym, mean_fx = image.walk_latents(h, code, known, predicted)
         offsets = choose_offsets(image.coder, coded, image.cfg.latent_channels,
                                  flag_bits(rate_fx, TABLE_OFFSETS_FLAG))
@@ -201,7 +200,7 @@ def _choose_modes(costs: dict, shift: int = 0, rounds: int = 2):
 
 
 def _block_sse(x: torch.Tensor, decoded: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Squared error (levels^2, over the 3 channels) of each skip block of a grid, zero past the image."""
+    """Squared error (levels^2, over the 3 channels) of each block of a grid, zero past the image."""
     rows, columns = grid
     err = (x.double() - decoded.double()).pow_(2).sum(0)
     pad = (0, columns * BLOCK_PIXELS - err.shape[1], 0, rows * BLOCK_PIXELS - err.shape[0])
@@ -210,6 +209,6 @@ def _block_sse(x: torch.Tensor, decoded: torch.Tensor, grid: tuple[int, int]) ->
 
 
 def _blocks(values: torch.Tensor) -> torch.Tensor:
-    """Per-latent values (rows, columns) summed over each skip block."""
+    """Per-latent values (rows, columns) summed over each block."""
     rows, columns = values.shape
-    return values.view(rows // SKIP_BLOCK, SKIP_BLOCK, columns // SKIP_BLOCK, SKIP_BLOCK).sum((1, 3))
+    return values.view(rows // BLOCK, BLOCK, columns // BLOCK, BLOCK).sum((1, 3))
