@@ -34,8 +34,9 @@ BLOCK_PIXELS = BLOCK * DOWNSAMPLING // 4         # pixels per side of a block (1
 # A P frame's hyper-latents are refined (refine.refine_hyper_latents) from this effort on: at
 # effort 0 that refinement would be two thirds of a P frame's encoding time.
 REFINE_Z_EFFORT = 1
-LAMBDA_SCALE = 2.0       # the mode decision's lambda, relative to the rate position's (measured: 2 beats 0.5 and 1)
-INTER_MODE = True
+# The mode decision's lambda, relative to the rate position's (vtest, docs/RECORD.md: 2 beats 0.5, 1, 3 and 4).
+LAMBDA_SCALE = 2.0
+INTER_MODE = True        # False: skip or intra blocks only (tests)
 SHIFT_SEARCH = 12        # inter shifts tried, 0..SHIFT_SEARCH (the format allows 0..63; vtest picks 1-3)
 
 
