@@ -298,6 +298,12 @@ class ImageHPDecoder:
         rate_fx, _, y_sym, mean_fx, adaptation = self.decode_latents(payload, height, width)
         v = self.synthesis_input(rate_fx, y_sym, mean_fx)
         del y_sym, mean_fx   # the synthesis needs only v: free the symbols before its tiles
+        return self.pixels(v, adaptation, height, width, device)
+
+    @torch.no_grad()
+    def pixels(self, v: torch.Tensor, adaptation, height: int, width: int, device: str = "cpu") -> torch.Tensor:
+        """The decoded picture, (3, height, width) uint8, from a synthesis input (synthesis_input) and
+        the frame's decoder adaptation or None: the adapted g_s run by synthesis.run, in tiles."""
         g_s = self.net(device).g_s
         g_s = g_s if adaptation is None else adaptation.apply(g_s)
         pixels = self.synthesize_input(lambda t: _to_pixels(synthesis.run(g_s, t)), v, height, width, device)

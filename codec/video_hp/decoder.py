@@ -1,5 +1,5 @@
 """Decoding a video-hp stream: I frames are image-hp payloads (image_hp/decoder.py, unchanged); a
-P frame gives each block (one latent position, 16x16 pixels; 2x2 in type-1 frames) a mode: skip
+P frame gives each block (one latent position, 16x16 pixels) a mode: skip
 copies the previous frame's decoded latents (walk_latents' `known`), inter codes each latent
 about the previous frame's decoded value with the network's table row lowered by the frame's
 shift (walk_latents' `predicted`), intra codes it as an image would. References are integer latents (symbols and
@@ -21,13 +21,11 @@ import torch
 from neco.formats.errors import CorruptDataError
 
 from ..constants import ACT_FRAC_BITS, SYMBOL_MAX
-from ..image_hp import synthesis
 from ..image_hp.decoder import ImageHPDecoder
 from ..image_hp.model import DOWNSAMPLING
-from .payload import FRAME_I, FRAME_P, FRAME_P_SKIP, MODE_INTER, MODE_SKIP, PROB_ONE, read_head
+from .payload import FRAME_I, MODE_INTER, MODE_SKIP, PROB_ONE, read_head
 
-# latents per side of a P frame's blocks: 1 (16x16 pixels) in type 2, 2 (32x32 pixels) in type 1
-BLOCK_LATENTS = {FRAME_P: 1, FRAME_P_SKIP: 2}
+BLOCK_LATENTS = 1        # latents per side of a P frame's blocks (16x16 pixels)
 REFERENCE_FRAMES = 1     # the reference buffer's bound: the previous frame's decoded latents
 
 
@@ -99,7 +97,7 @@ class VideoHPDecoder:
             model, modes = mode_model(head.mode_probs)
             if model is None:
                 return {}
-            block = BLOCK_LATENTS[head.frame_type]
+            block = BLOCK_LATENTS
             modes = modes[dec.decode(model, rows * columns // block ** 2)]
             modes = torch.from_numpy(modes).view(rows // block, columns // block)
             out = {}
@@ -112,16 +110,10 @@ class VideoHPDecoder:
 
         return self.image.decode_latents(body, height, width, prior)
 
-    @torch.no_grad()
     def pixels(self, rate_fx: int, y_sym: torch.Tensor, mean_fx: torch.Tensor, adaptation, height: int, width: int,
                device="cpu") -> torch.Tensor:
-        """The synthesis of decoded latents, (3, height, width) uint8: the image decoder's tiles of
-        the (adapted) g_s, run by its synthesis.run as its decode does."""
-        g_s = self.image.net(device).g_s
-        g_s = g_s if adaptation is None else adaptation.apply(g_s)
-        pixels = self.image.synthesize(lambda t: (synthesis.run(g_s, t).clamp_(0, 1) * 255).round_().to(torch.uint8),
-                                       rate_fx, y_sym, mean_fx, height, width, device)
-        return pixels[0].cpu()
+        """The synthesis of decoded latents, (3, height, width) uint8, as an image decodes them."""
+        return self.image.pixels(self.image.synthesis_input(rate_fx, y_sym, mean_fx), adaptation, height, width, device)
 
 
 class VideoStream:

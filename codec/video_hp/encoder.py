@@ -29,14 +29,13 @@ from ..rate_control import code_frame
 from .decoder import BLOCK_LATENTS, VideoHPDecoder, expand_blocks, mode_model, reference_values
 from .payload import FRAME_I, FRAME_P, MODE_INTER, MODE_INTRA, MODE_SKIP, PROB_ONE, write
 
-BLOCK = BLOCK_LATENTS[FRAME_P]                   # latents per side of a P frame's blocks (1)
+BLOCK = BLOCK_LATENTS                           # latents per side of a P frame's blocks (1)
 BLOCK_PIXELS = BLOCK * DOWNSAMPLING // 4         # pixels per side of a block (16)
 # A P frame's hyper-latents are refined (refine.refine_hyper_latents) from this effort on: at
 # effort 0 that refinement would be two thirds of a P frame's encoding time.
 REFINE_Z_EFFORT = 1
 # The mode decision's lambda, relative to the rate position's (vtest, docs/RECORD.md: 2 beats 0.5, 1, 3 and 4).
 LAMBDA_SCALE = 2.0
-INTER_MODE = True        # False: skip or intra blocks only (tests)
 SHIFT_SEARCH = 12        # inter shifts tried, 0..SHIFT_SEARCH (the format allows 0..63; vtest picks 1-3)
 
 
@@ -125,18 +124,16 @@ class VideoStreamEncoder:
         intra_bits = _blocks(table_bits[rows_index, intra_sym + SYMBOL_MAX].sum(0))
         grid = intra_bits.shape
         decoded = [ref_pixels, coder.decoder.pixels(rate_fx, intra_sym, intra_mean, None, height, width, device)]
-        if INTER_MODE:
-            decoded.append(coder.decoder.pixels(rate_fx, inter_sym, ref_values, None, height, width, device))
+        decoded.append(coder.decoder.pixels(rate_fx, inter_sym, ref_values, None, height, width, device))
         distortion = [lam * _block_sse(x, d, grid) for d in decoded]     # skip, intra, inter
         costs = {MODE_SKIP: distortion[0], MODE_INTRA: distortion[1] + intra_bits}
         shift, modes, probs = _choose_modes(costs)
-        if INTER_MODE:
-            for move in range(SHIFT_SEARCH + 1):
-                rows = (rows_index - move).clamp_(0, NUM_SCALES - 1)
-                costs[MODE_INTER] = distortion[2] + _blocks(table_bits[rows, inter_sym + SYMBOL_MAX].sum(0))
-                trial = _choose_modes(costs, move)
-                if trial[0][0] < shift[0]:
-                    shift, modes, probs = trial
+        for move in range(SHIFT_SEARCH + 1):
+            rows = (rows_index - move).clamp_(0, NUM_SCALES - 1)
+            costs[MODE_INTER] = distortion[2] + _blocks(table_bits[rows, inter_sym + SYMBOL_MAX].sum(0))
+            trial = _choose_modes(costs, move)
+            if trial[0][0] < shift[0]:
+                shift, modes, probs = trial
         shift = shift[1]
         skip, inter = modes == MODE_SKIP, modes == MODE_INTER
         coded = []   # (channel range, symbols, table rows) of each step, in coding order

@@ -18,7 +18,7 @@ CASE_SECONDS = 5.0
 
 def _mutate(payload: bytes, rng: np.random.Generator) -> bytes:
     """Truncation, bit flips (the frame type and block-mode fields included), a rewritten head (a
-    type-2 P frame's mode probabilities and inter shift, or a type-1 head), a zero or random tail
+    P frame's mode probabilities and inter shift, or the reserved type 1), a zero or random tail
     word, a length off a multiple of 4, random bytes."""
     p = bytearray(payload)
     kind = int(rng.integers(0, 8))

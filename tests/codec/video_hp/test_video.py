@@ -13,7 +13,7 @@ import neco
 from conftest import PSNR_FLOOR, photo_crop, psnr
 from neco.codec import registry
 from neco.codec.video_hp import payload
-from neco.formats import ChunkType, CorruptDataError, read_container, write_container
+from neco.formats import ChunkType, CorruptDataError, UnsupportedError, read_container, write_container
 
 
 def clip(count: int = 6, width: int = 64, height: int = 64, index: int = 2) -> list[np.ndarray]:
@@ -194,31 +194,16 @@ def test_inter_blocks_are_coded_about_the_reference():
         assert np.array_equal(reader.frame(2), decoded[2]) and np.array_equal(reader.frame(1), decoded[1])
 
 
-def test_p_frames_of_the_first_writer_still_decode(monkeypatch):
-    """Type 1 (skip flags of 2x2-latent blocks under (256 - p, p) / 256) is type 2's intra and
-    skip modes on larger blocks: a frame coded so, its head written as type 1, decodes to the
-    encoder's latents."""
-    from neco.codec.video_hp import encoder
-    monkeypatch.setattr(encoder, "INTER_MODE", False)
-    monkeypatch.setattr(encoder, "BLOCK", 2)
-    monkeypatch.setattr(encoder, "BLOCK_PIXELS", 32)
-    frames = clip(2)
-    coder = registry.get_encoder(registry.DEFAULT_VIDEO_MODEL).stream(2, 50, 0, "cpu")
-    key, second = (coder.code(f)[0] for f in frames)
-    head = payload.read_head(second)
-    assert head.frame_type == payload.FRAME_P and head.inter_prob == 0 and head.skip_prob > 0
-    old = payload.write(payload.FRAME_P_SKIP, second[head.image:], head.skip_prob)
-    stream = registry.get_decoder(registry.DEFAULT_VIDEO_MODEL).stream()
-    stream.latents(key, 64, 64)
-    _, _, y_sym, mean_fx, _ = stream.latents(old, 64, 64)
-    assert torch.equal(y_sym, coder.reference[0]) and torch.equal(mean_fx, coder.reference[1])
-    assert payload.describe(old)["frame_type"] == "P"
-
-
 @pytest.mark.parametrize("head, message", [(b"\x02\x80\x80\x00\x00", "leave intra"),
                                            (b"\x02\x00\x00\x40\x00", "shift"),
-                                           (b"\x02\x00\x00", "block-mode fields"), (b"\x01", "skip probability")])
+                                           (b"\x02\x00\x00", "block-mode fields")])
 def test_p_frame_heads_out_of_range_are_corrupt(head, message):
     with pytest.raises(CorruptDataError, match=message):
         payload.read_head(head)
     assert payload.read_head(b"\x02\x80\x7f\x3f").mode_probs == (1, 128, 127)
+
+
+def test_reserved_frame_type_is_unsupported():
+    """Type 1 was a development version's P frame (never released): refused like any unknown type."""
+    with pytest.raises(UnsupportedError, match="frame type 1"):
+        payload.read_head(b"\x01\x80")
