@@ -1,6 +1,7 @@
 """Shared fixtures: small real photo crops from ../shared/data/train (never Kodak)."""
 
 from pathlib import Path
+import time
 
 import numpy as np
 import pytest
@@ -108,3 +109,16 @@ def golden_record(data: bytes) -> dict:
     from neco.codec.image_hp.payload import read_first_field
     return {"symbols_sha256": _symbols_digest(data),
             "table_offsets": any(read_first_field(p).table_offsets for p in _frame_payloads(data))}
+
+
+def fuzz_case(counts: dict, decode, shape: tuple, seconds: float, case: int) -> None:
+    """One fuzz case: decode() must give an array of `shape` or raise a NecoError (counted in
+    counts["decoded"] / counts["neco_error"]), within `seconds`."""
+    import neco
+    start = time.perf_counter()
+    try:
+        assert tuple(decode().shape) == shape
+        counts["decoded"] += 1
+    except neco.NecoError:
+        counts["neco_error"] += 1
+    assert time.perf_counter() - start < seconds, f"case {case} took too long"
