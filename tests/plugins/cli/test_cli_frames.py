@@ -66,7 +66,7 @@ def piped(tmp_path_factory):
                        "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "-"],
                       [NECO, "encode", "-", "clip.neco", "-q", "60"], cwd)
     assert result.returncode == 0, result.stderr.decode()
-    assert b"3 frame(s) 64x48 @ 10 fps (y4m)" in result.stderr
+    assert b"3 frame(s) 64x48 @ 10 fps (y4m, 1 key frame(s))" in result.stderr
     return cwd
 
 
