@@ -261,11 +261,11 @@ class ImageHPDecoder:
         return ((symbols << ACT_FRAC_BITS) + mean_fx).clamp(-ACT_LIMIT_FX, ACT_LIMIT_FX).double() * mask
 
     @torch.no_grad()
-    def decode_latents(self, payload: bytes, height: int, width: int, known=None):
+    def decode_latents(self, payload: bytes, height: int, width: int, walk_args=None):
         """Entropy-decode a FRAME payload: (rate_fx, z symbols, y symbols, y means fixed-point,
         decoder adaptation or None).
 
-        known: None, or a function of the ANS decoder, called after the table offsets and before
+        walk_args: None, or a function of the ANS decoder, called after the table offsets and before
         z, that decodes what it needs and returns walk_latents' keyword arguments `known` and
         `predicted` as a dict (codec/video_hp's copied and inter blocks; empty for none).
         Everything here is exact integer work; cross-configuration tests compare its output.
@@ -282,7 +282,7 @@ class ImageHPDecoder:
             Adaptation.decode(self.coder, dec, adaptation_head, self.adapted_shapes)
         offsets = None if offsets_row is None else \
             TableOffsets.decode(self.coder, dec, offsets_row, self.cfg.latent_channels)
-        prior = {} if known is None else known(dec)
+        prior = {} if walk_args is None else walk_args(dec)
         z_sym = self.coder.decode(dec, self.z_indices((self.cfg.hyper_channels, zh, zw)))
 
         def decode_symbols(channels: slice, mask: torch.Tensor, mean_fx: torch.Tensor, index: torch.Tensor):
